@@ -1,0 +1,329 @@
+# cython: language_level=3
+"""Pacer, record ring and transport base: the only code on the send path.
+
+Waiting and stamping run without the GIL and without Python objects; the GIL is taken at
+one seam, Transport.submit/flush/poll, where a Python transport (pycurl, grpcio) needs it.
+`cython -a _ext/_pacer.pyx` shows that seam as the only yellow in Pacer.run.
+"""
+from libc.string cimport memset
+from clock cimport (realtime_ns, sleep_until_realtime_ns, cpu_relax,
+                    load_acquire, store_release)
+
+ctypedef struct RecordRow:
+    long long event
+    long long scheduled_ns
+    long long sent_ns        # 0: never sent
+    long long done_ns        # 0: never completed
+    long long bytes_in
+    int bytes_out
+    int status               # HTTP status or gRPC code
+    signed char error        # replayer.records.ErrorKind
+    char pad[7]
+
+ctypedef struct RingHeader:
+    long long write_idx      # advanced by the worker (release), read by the parent
+    long long read_idx       # advanced by the parent (release), read by the worker
+    long long capacity
+    long long pad[5]
+
+
+# Error kinds, the one list of them; replayer.records names them for Python.
+cdef enum:
+    ERR_OK = 0
+    ERR_TIMEOUT = 1
+    ERR_CONNECT = 2
+    ERR_RESET = 3
+    ERR_TLS = 4
+    ERR_PROTOCOL = 5
+    ERR_CANCELLED = 6
+    ERR_OVERLOAD = 7
+    ERR_NOT_SENT = 8
+    ERR_STATUS = 9
+    ERR_OTHER = 10
+
+ERROR_KINDS = ("ok", "timeout", "connect", "reset", "tls", "protocol", "cancelled",
+               "overload", "not_sent", "status", "other")
+
+# Control block: one int64 array in shared memory, written by the parent, read by pacers.
+CONTROL_START_NS = 0      # run start, CLOCK_REALTIME ns; 0 until the parent sets it
+CONTROL_STOP = 1          # 0 run, 1 stop scheduling and drain, 2 abort at once
+CONTROL_TIME_SCALE_PPM = 2  # trace time multiplier in millionths (1_000_000 = as recorded)
+CONTROL_SIZE = 8
+STOP_DRAIN = 1
+STOP_ABORT = 2
+
+RECORD_ROW_SIZE = sizeof(RecordRow)
+RING_HEADER_SIZE = sizeof(RingHeader)
+
+
+def now_ns():
+    """CLOCK_REALTIME in ns, the clock every record time is stamped with."""
+    return realtime_ns()
+
+
+cdef class RecordRing:
+    """Single-producer (worker), single-consumer (parent) ring of RecordRow in shared memory.
+
+    Every scheduled request ends as exactly one row. When the parent falls behind, push waits
+    rather than drop: losing a record is worse than a late one.
+    """
+
+    cdef RingHeader *header
+    cdef RecordRow *rows
+    cdef object buffer       # keeps the shared mapping alive
+    cdef long long _full_waits
+
+    def __cinit__(self, buffer, bint initialise=False, long long capacity=0):
+        cdef unsigned char[::1] view = buffer
+        self.buffer = buffer
+        self.header = <RingHeader *> &view[0]
+        self.rows = <RecordRow *> (&view[0] + sizeof(RingHeader))
+        if initialise:
+            if capacity <= 0 or sizeof(RingHeader) + capacity * sizeof(RecordRow) > view.shape[0]:
+                raise ValueError("ring buffer too small for its capacity")
+            memset(self.header, 0, sizeof(RingHeader))
+            self.header.capacity = capacity
+
+    @staticmethod
+    def nbytes(long long capacity):
+        return sizeof(RingHeader) + capacity * sizeof(RecordRow)
+
+    @property
+    def capacity(self):
+        return self.header.capacity
+
+    @property
+    def write_idx(self):
+        return load_acquire(&self.header.write_idx)
+
+    @property
+    def read_idx(self):
+        return load_acquire(&self.header.read_idx)
+
+    @property
+    def full_waits(self):
+        return self._full_waits
+
+    def advance_read(self, long long new_read):
+        """Parent: rows before new_read are copied out and may be overwritten."""
+        store_release(&self.header.read_idx, new_read)
+
+    cdef int push(self, long long event, long long scheduled_ns, long long sent_ns,
+                  long long done_ns, int status, signed char error,
+                  int bytes_out, long long bytes_in) except -1 nogil:
+        cdef long long w = self.header.write_idx
+        cdef long long cap = self.header.capacity
+        cdef RecordRow *row
+        if w - load_acquire(&self.header.read_idx) >= cap:
+            self._full_waits += 1
+            while w - load_acquire(&self.header.read_idx) >= cap:
+                sleep_until_realtime_ns(realtime_ns() + 200000)
+        row = &self.rows[w % cap]
+        row.event = event
+        row.scheduled_ns = scheduled_ns
+        row.sent_ns = sent_ns
+        row.done_ns = done_ns
+        row.bytes_in = bytes_in
+        row.bytes_out = bytes_out
+        row.status = status
+        row.error = error
+        store_release(&self.header.write_idx, w + 1)
+        return 0
+
+    def record(self, long long event, long long scheduled_ns, long long sent_ns,
+               long long done_ns, int status, int error, int bytes_out=0, long long bytes_in=0):
+        """Python transports call this once per completed request."""
+        with nogil:
+            self.push(event, scheduled_ns, sent_ns, done_ns, status, <signed char>error,
+                      bytes_out, bytes_in)
+
+
+cdef class Transport:
+    """Base of every transport. Subclasses (Python or Cython) own their in-flight state and
+    must write exactly one ring row per submitted request, then decrement `inflight`."""
+
+    cdef public RecordRing ring
+    cdef public long long inflight
+
+    def __init__(self, RecordRing ring):
+        self.ring = ring
+        self.inflight = 0
+
+    cpdef int submit(self, long long event, long long scheduled_ns, long long sent_ns) except -1:
+        raise NotImplementedError
+
+    cpdef int flush(self) except -1:
+        """Put what was submitted in this burst on the wire."""
+        return 0
+
+    cpdef int poll(self, long long timeout_ns) except -1:
+        """Handle completions, waiting up to timeout_ns for them."""
+        return 0
+
+    cpdef int abort(self) except -1:
+        """Record every request still in flight as cancelled."""
+        return 0
+
+    def close(self):
+        pass
+
+
+cdef class NullTransport(Transport):
+    """Completes every request at once: benchmarks the pacer and the ring alone."""
+
+    cpdef int submit(self, long long event, long long scheduled_ns, long long sent_ns) except -1:
+        self.ring.push(event, scheduled_ns, sent_ns, realtime_ns(), 0, ERR_OK, 0, 0)
+        return 0
+
+
+cdef class Pacer:
+    """Sends events first, first+stride, ... of a sorted schedule at start + t_ns * scale.
+
+    Far from the next due time it sleeps (or lets the transport wait for completions); in the
+    last spin_ns it spins. With fake_clock=True, time only moves when the pacer sleeps or spins
+    or a test calls advance(): the table-driven tests run the real loop against it.
+    """
+
+    cdef const long long[::1] t_ns
+    cdef long long first, stride, n_total
+    cdef long long[::1] control
+    cdef long long spin_ns
+    cdef long long max_inflight
+    cdef double _time_scale
+    cdef bint fake_clock
+    cdef public long long fake_now
+    cdef public long long next_index
+    cdef public long long submitted
+    cdef public long long overloaded
+    cdef public long long not_sent
+
+    def __init__(self, const long long[::1] t_ns, long long first, long long stride,
+                 long long[::1] control, long long spin_ns=50000, long long max_inflight=1 << 30,
+                 bint fake_clock=False, long long fake_now=0):
+        if stride <= 0 or first < 0:
+            raise ValueError("stride must be positive and first non-negative")
+        if control.shape[0] < CONTROL_SIZE:
+            raise ValueError("control block too small")
+        self.t_ns = t_ns
+        self.first = first
+        self.stride = stride
+        self.n_total = t_ns.shape[0]
+        self.control = control
+        self.spin_ns = spin_ns
+        self.max_inflight = max_inflight
+        self.fake_clock = fake_clock
+        self.fake_now = fake_now
+        self.next_index = first
+        self.submitted = 0
+        self.overloaded = 0
+        self.not_sent = 0
+
+    cdef long long now(self) noexcept nogil:
+        if self.fake_clock:
+            return self.fake_now
+        return realtime_ns()
+
+    cdef void sleep_until(self, long long t) noexcept nogil:
+        if self.fake_clock:
+            if t > self.fake_now:
+                self.fake_now = t
+        else:
+            sleep_until_realtime_ns(t)
+
+    cdef void spin_until(self, long long t) noexcept nogil:
+        if self.fake_clock:
+            if t > self.fake_now:
+                self.fake_now = t
+            return
+        while realtime_ns() < t:
+            cpu_relax()
+
+    def advance(self, long long ns):
+        """Fake clock only: time spent elsewhere (a slow transport, a preempted process)."""
+        self.fake_now += ns
+
+    @property
+    def time_scale(self):
+        return self._time_scale
+
+    def run(self, Transport transport, long long drain_timeout_ns):
+        """Send this worker's share of the schedule, then drain in-flight requests.
+
+        Returns when every event of the share has its record in the ring (sent, refused by
+        the in-flight bound, or not sent because of a stop).
+        """
+        cdef long long start = self.control[CONTROL_START_NS]
+        cdef long long i = self.next_index
+        cdef long long n = self.n_total
+        cdef long long due, now, wait
+        cdef long long burst = 0
+        cdef RecordRing ring = transport.ring
+        self._time_scale = self.control[CONTROL_TIME_SCALE_PPM] / 1e6
+        if start <= 0:
+            raise ValueError("control block has no start time")
+        while i < n:
+            if load_acquire(&self.control[CONTROL_STOP]) != 0:
+                break
+            due = start + <long long>(self.t_ns[i] * self._time_scale)
+            now = self.now()
+            if now < due:
+                if burst:
+                    transport.flush()   # GIL seam: end of a burst
+                    burst = 0
+                    continue
+                wait = due - now
+                if wait > self.spin_ns:
+                    if transport.inflight > 0:
+                        transport.poll(wait - self.spin_ns)   # GIL seam: completions while far
+                    else:
+                        with nogil:
+                            self.sleep_until(due - self.spin_ns)
+                    continue
+                with nogil:
+                    self.spin_until(due)
+                now = self.now()
+            if transport.inflight >= self.max_inflight:
+                # Open loop: never wait for a slot, say that this one could not go.
+                with nogil:
+                    ring.push(i, due, 0, 0, 0, ERR_OVERLOAD, 0, 0)
+                self.overloaded += 1
+            else:
+                transport.submit(i, due, now)   # GIL seam: one call per request
+                self.submitted += 1
+                burst += 1
+            i += self.stride
+        if burst:
+            transport.flush()
+        self.next_index = i
+        # Stopped early: every event left still gets its record.
+        while i < n:
+            due = start + <long long>(self.t_ns[i] * self._time_scale)
+            with nogil:
+                ring.push(i, due, 0, 0, 0, ERR_NOT_SENT, 0, 0)
+            self.not_sent += 1
+            i += self.stride
+        self.next_index = i
+        self._drain(transport, drain_timeout_ns)
+
+    def _drain(self, Transport transport, long long drain_timeout_ns):
+        cdef long long deadline = self.now() + drain_timeout_ns
+        cdef long long now
+        while transport.inflight > 0:
+            if load_acquire(&self.control[CONTROL_STOP]) == STOP_ABORT:
+                break
+            now = self.now()
+            if now >= deadline:
+                break
+            transport.poll(min(deadline - now, 10000000))
+        if transport.inflight > 0:
+            transport.abort()
+
+
+def pace_decision(long long now, long long due, long long spin_ns):
+    """The pacer's choice, as a pure function for table-driven tests:
+    ('send', now) when due, ('spin', due) in the last spin_ns, ('sleep', due - spin_ns) before."""
+    if now >= due:
+        return ("send", now)
+    if due - now > spin_ns:
+        return ("sleep", due - spin_ns)
+    return ("spin", due)

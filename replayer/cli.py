@@ -1,0 +1,162 @@
+"""The command line: argv and environment into config dataclasses, nothing else.
+
+Each subcommand is (name, options dataclass, handler). Options are declared once as dataclass
+fields (replayer.options.opt); this module derives every spelling, the REPLAYER_* environment
+variable, and the one-line error with exit code 2 for bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import os
+import sys
+import typing
+
+import argparse_dataclass  # noqa: F401  (design card: options as dataclasses)
+
+from replayer.errors import InputError, RunError
+from replayer.options import env_name, flag_names, parse_bool
+
+ENV_PREFIX = "REPLAYER_"
+
+# name, "module:OptionsClass", "module:handler", one-line help
+SUBCOMMANDS = [
+    ("run", "replayer.config:RunOptions", "replayer.orchestrator:run_command",
+     "replay a trace (vSwarm load.json or a columnar schedule) across pinned workers"),
+    ("serve", "replayer.targets.serve:ServeOptions", "replayer.targets.serve:serve_command",
+     "start the built-in HTTP and gRPC target on loopback"),
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        raise InputError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _resolve(spec: str):
+    module, name = spec.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _field_type(field: dataclasses.Field, hints: dict):
+    meta_type = field.metadata.get("type")
+    if meta_type is not None:
+        return meta_type
+    t = hints[field.name]
+    origin = typing.get_origin(t)
+    if origin is typing.Union or str(origin) == "types.UnionType":
+        args = [a for a in typing.get_args(t) if a is not type(None)]
+        t = args[0]
+    if typing.get_origin(t) is list:
+        t = typing.get_args(t)[0]
+    return t
+
+
+def add_options(parser: argparse.ArgumentParser, options_cls) -> None:
+    hints = typing.get_type_hints(options_cls)
+    for field in dataclasses.fields(options_cls):
+        meta = field.metadata
+        if "help" not in meta:
+            continue
+        ftype = _field_type(field, hints)
+        default = (field.default if field.default is not dataclasses.MISSING
+                   else field.default_factory() if field.default_factory is not dataclasses.MISSING
+                   else None)
+        help_text = meta["help"]
+        if default not in (None, "", [], False) and "%(default)" not in help_text:
+            help_text += " (default: %(default)s)"
+        if meta.get("env"):
+            help_text += f" [env {env_name(ENV_PREFIX, field)}]"
+        kwargs = dict(help=help_text, default=argparse.SUPPRESS)
+        if meta.get("metavar"):
+            kwargs["metavar"] = meta["metavar"]
+        if meta.get("choices"):
+            kwargs["choices"] = meta["choices"]
+        if meta.get("positional"):
+            parser.add_argument(field.name, type=ftype, **kwargs)
+            continue
+        if hints[field.name] is bool and not meta.get("action"):
+            kwargs.update(nargs="?", const=True, type=parse_bool, metavar="BOOL")
+        elif meta.get("action") == "append" or typing.get_origin(hints[field.name]) is list:
+            kwargs.update(action="append", type=ftype)
+        else:
+            kwargs["type"] = ftype
+        parser.add_argument(*flag_names(field), dest=field.name, **kwargs)
+
+
+def build_options(options_cls, namespace: argparse.Namespace, environ=None):
+    """Command line first, then REPLAYER_* environment variables, then the field default."""
+    environ = os.environ if environ is None else environ
+    hints = typing.get_type_hints(options_cls)
+    values = {}
+    for field in dataclasses.fields(options_cls):
+        if field.name in vars(namespace):
+            values[field.name] = getattr(namespace, field.name)
+            continue
+        meta = field.metadata
+        var = env_name(ENV_PREFIX, field)
+        if meta.get("env") and var in environ:
+            raw = environ[var]
+            conv = parse_bool if hints[field.name] is bool else _field_type(field, hints)
+            try:
+                value = conv(raw)
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"environment {var}={raw!r}: {exc}") from None
+            values[field.name] = [value] if typing.get_origin(hints[field.name]) is list else value
+    try:
+        return options_cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise InputError(str(exc)) from None
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+    parser = _Parser(prog="replayer", description="Trace replayer and open-loop load generator.",
+                     allow_abbrev=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    handlers = {}
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for name, options_spec, handler_spec, help_text in SUBCOMMANDS:
+        words = name.split()
+        target = sub
+        for i, word in enumerate(words[:-1]):
+            key = " ".join(words[: i + 1])
+            if key not in groups:
+                p = target.add_parser(word, help=f"{word} subcommands", allow_abbrev=False)
+                groups[key] = p.add_subparsers(dest=f"command_{i + 1}", metavar="SUBCOMMAND",
+                                               parser_class=_Parser)
+            target = groups[key]
+        options_cls = _resolve(options_spec)
+        p = target.add_parser(words[-1], help=help_text, description=options_cls.__doc__,
+                              allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_options(p, options_cls)
+        p.set_defaults(_options=options_cls, _handler=handler_spec)
+    return parser, handlers
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser, _ = build_parser()
+    try:
+        ns = parser.parse_args(argv)
+        if not hasattr(ns, "_handler"):
+            parser.print_help()
+            return 2
+        options = build_options(ns._options, ns)
+        handler = _resolve(ns._handler)
+        return int(handler(options) or 0)
+    except InputError as exc:
+        print(f"replayer: error: {exc}", file=sys.stderr)
+        return 2
+    except RunError as exc:
+        print(f"replayer: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("replayer: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

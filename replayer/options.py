@@ -1,0 +1,57 @@
+"""Declaring a command-line option once: one dataclass field carries its help, its invoker-style
+alias, its short flag and its environment variable; `replayer.cli` derives the parser from it.
+
+    workers: int = opt(0, "worker processes (0: one per usable CPU)", alias="workers")
+
+gives --workers, -workers (Go flag style, as the vSwarm invoker spells it) and REPLAYER_WORKERS.
+Library code takes these dataclasses as plain config objects and never reads argv or env.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+_TRUE = {"1", "t", "true", "yes", "y", "on"}
+_FALSE = {"0", "f", "false", "no", "n", "off"}
+
+
+def parse_bool(text: str) -> bool:
+    """Go flag rules for booleans: -min, -min=true, -min false, -min=0 ..."""
+    value = str(text).strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{text!r} is not a boolean (use true or false)")
+
+
+parse_bool.__name__ = "boolean"
+
+
+def opt(default: Any = dataclasses.MISSING, help: str = "", *, alias: str | None = None,
+        short: str | None = None, type: Callable | None = None, choices=None, metavar=None,
+        env: bool = True, action: str | None = None, default_factory=dataclasses.MISSING,
+        positional: bool = False) -> Any:
+    meta = {"help": help, "alias": alias, "short": short, "type": type, "choices": choices,
+            "metavar": metavar, "env": env, "action": action, "positional": positional}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def flag_names(field: dataclasses.Field) -> list[str]:
+    """--long-name, then -alias and --alias (Go's flag package takes both), then -s."""
+    meta = field.metadata
+    names = [f"--{field.name.replace('_', '-')}"]
+    alias = meta.get("alias")
+    if alias:
+        for spelling in (f"-{alias}", f"--{alias}"):
+            if spelling not in names:
+                names.append(spelling)
+    if meta.get("short"):
+        names.append(f"-{meta['short']}")
+    return names
+
+
+def env_name(prefix: str, field: dataclasses.Field) -> str:
+    return f"{prefix}{field.name.upper()}"
