@@ -11,6 +11,7 @@ import dataclasses
 import importlib
 import os
 import sys
+import types
 import typing
 
 import argparse_dataclass  # noqa: F401  (design card: options as dataclasses)
@@ -45,7 +46,7 @@ def _field_type(field: dataclasses.Field, hints: dict):
         return meta_type
     t = hints[field.name]
     origin = typing.get_origin(t)
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(t) if a is not type(None)]
         t = args[0]
     if typing.get_origin(t) is list:
@@ -76,7 +77,9 @@ def add_options(parser: argparse.ArgumentParser, options_cls) -> None:
         if meta.get("positional"):
             parser.add_argument(field.name, type=ftype, **kwargs)
             continue
-        if hints[field.name] is bool and not meta.get("action"):
+        if meta.get("action") in ("store_true", "store_false"):
+            kwargs["action"] = meta["action"]
+        elif hints[field.name] is bool:
             kwargs.update(nargs="?", const=True, type=parse_bool, metavar="BOOL")
         elif meta.get("action") == "append" or typing.get_origin(hints[field.name]) is list:
             kwargs.update(action="append", type=ftype)

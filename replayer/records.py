@@ -68,9 +68,9 @@ class RecordWriter:
         self._cls = cls
         self._t_ns = t_ns
         self._warmup_ns = warmup_ns
-        schema = SCHEMA.with_metadata({"replayer": json.dumps(metadata)})
+        self._schema = SCHEMA.with_metadata({"replayer": json.dumps(metadata)})
         self._sink = pa.OSFile(str(self.path), "wb")
-        self._writer = pa.ipc.new_stream(self._sink, schema)
+        self._writer = pa.ipc.new_stream(self._sink, self._schema)
         self.rows_written = 0
 
     def write(self, rows: np.ndarray) -> None:
@@ -95,7 +95,7 @@ class RecordWriter:
             pa.DictionaryArray.from_arrays(pa.array(rows["error"], pa.int8()), _ERROR_DICT),
             pa.array(rows["bytes_out"], pa.int32()),
             pa.array(rows["bytes_in"], pa.int64()),
-        ], schema=self._writer.schema)
+        ], schema=self._schema)
         self._writer.write_batch(batch)
         self.rows_written += n
 

@@ -1,0 +1,143 @@
+"""`replayer run` options (declared once; the CLI derives every spelling) and the run plan."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from replayer.errors import InputError
+from replayer.options import opt
+
+HELLO_METHOD = "/helloworld.Greeter/SayHello"
+
+
+@dataclass
+class RunOptions:
+    """Replay a trace open-loop: every request leaves at its intended time, from N worker
+    processes pinned to CPUs, and every request leaves one record (Arrow IPC, per worker).
+
+    The vSwarm invoker's flags work as they do there (-traceFile load.json -duration 8 -min
+    true -port 80 -grpcTimeout 30 -warmup 2 -latf lat.csv -dbg); -duration and -warmup count
+    minutes of the trace (seconds with -min=false)."""
+
+    trace_file: str = opt("load.json", "trace to replay: vSwarm load.json or a columnar schedule "
+                          "(.parquet/.arrow from replayer gen)", alias="traceFile", metavar="PATH")
+    workers: int = opt(0, "worker processes (0: one per CPU this process may run on)", alias="workers")
+    duration: int = opt(8, "trace units (minutes, or seconds with -min=false) to replay", alias="duration")
+    warmup: int = opt(2, "first trace units whose requests are marked warm-up and left out of "
+                      "-latf and latency summaries", alias="warmup")
+    minute: bool = opt(True, "the trace's units are minutes (false: seconds)", alias="min")
+    port: int = opt(80, "port of every endpoint", alias="port")
+    timeout: float = opt(30.0, "per-request timeout in seconds, HTTP and gRPC alike",
+                         alias="grpcTimeout")
+    latf: str | None = opt(None, "also write the invoker's latency file rps_NAME (µs per line, "
+                           "post-warm-up, no header) next to NAME", alias="latf", metavar="NAME")
+    dbg: bool = opt(False, "debug logging", alias="dbg")
+    protocol: str = opt("grpc", "transport: grpc (helloworld.Greeter/SayHello, like the invoker) "
+                        "or http (libcurl)", choices=["grpc", "http"])
+    url_template: str = opt("http://{endpoint}:{port}/", "HTTP URL of a request; {endpoint} and "
+                            "{port} are filled in")
+    method: str | None = opt(None, "HTTP method (default GET, or POST with a body)")
+    header: list[str] = opt(None, "HTTP header 'Name: value' (repeatable)", default_factory=list,
+                            metavar="HEADER")
+    body: str | None = opt(None, "request body (HTTP), sent with every request")
+    body_file: str | None = opt(None, "file whose bytes are the body (HTTP) or the serialised "
+                                "request message (gRPC)", metavar="PATH")
+    http_version: str = opt("1.1", "HTTP version: 1.1, 2 (TLS ALPN or upgrade) or h2c (HTTP/2 "
+                            "prior knowledge, cleartext)", choices=["1.1", "2", "h2c"])
+    grpc_method: str = opt(HELLO_METHOD, "gRPC method of every request")
+    grpc_name: str = opt("Invoke relay", "name field of the helloworld request")
+    resolve: list[str] = opt(None, "send endpoint HOST to ADDR ('*=127.0.0.1' for all); the "
+                             "Host header / :authority stays HOST (repeatable)",
+                             default_factory=list, metavar="HOST=ADDR")
+    out: str | None = opt(None, "run directory (default results/run-<unix time>)", metavar="DIR")
+    spin_us: int = opt(50, "spin (instead of sleep) for the last microseconds before a due time")
+    no_pin: bool = opt(False, "do not pin workers to CPUs", action="store_true")
+    max_inflight: int = opt(10000, "requests in flight per worker; one due beyond it is recorded "
+                            "as 'overload', never queued or dropped")
+    time_scale: float = opt(1.0, "multiply trace times (0.5 replays twice as fast)")
+    shard: str = opt("0/1", "replay node I's share of N nodes (I/N), events I, I+N, ...",
+                     metavar="I/N")
+    start_at: float | None = opt(None, "start at this Unix time (seconds), the same on every node",
+                                 metavar="UNIXTIME")
+    local_target: bool = opt(False, "start replayer's built-in target on loopback for this run and "
+                             "send every endpoint to it", action="store_true")
+    insecure: bool = opt(False, "do not verify TLS certificates", action="store_true")
+    flush_ms: int = opt(200, "write records to disk at least this often (ms)")
+
+    def __post_init__(self):
+        if self.workers < 0:
+            raise InputError(f"-workers {self.workers}: must be 0 (one per CPU) or more")
+        if self.duration <= 0:
+            raise InputError(f"-duration {self.duration}: must be at least 1 trace unit")
+        if self.warmup < 0:
+            raise InputError(f"-warmup {self.warmup}: must be 0 or more")
+        if not 0 < self.port < 65536:
+            raise InputError(f"-port {self.port}: must be between 1 and 65535")
+        if not self.timeout > 0:
+            raise InputError(f"-grpcTimeout {self.timeout}: must be more than 0 seconds")
+        if self.spin_us < 0:
+            raise InputError(f"--spin-us {self.spin_us}: must be 0 or more")
+        if self.max_inflight < 1:
+            raise InputError(f"--max-inflight {self.max_inflight}: must be at least 1")
+        if not self.time_scale > 0:
+            raise InputError(f"--time-scale {self.time_scale}: must be more than 0")
+        if self.flush_ms < 10:
+            raise InputError(f"--flush-ms {self.flush_ms}: must be at least 10")
+        self.shard_index, self.shard_count = parse_shard(self.shard)
+        self.resolve_map = parse_resolve(self.resolve)
+        self.headers = parse_headers(self.header)
+        try:
+            self.url_template.format(endpoint="e", port=1)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise InputError(f"--url-template {self.url_template!r}: only {{endpoint}} and "
+                             f"{{port}} can be filled in ({exc})") from None
+        if self.body is not None and self.body_file is not None:
+            raise InputError("--body and --body-file: give one of them")
+
+    @property
+    def unit_s(self) -> int:
+        return 60 if self.minute else 1
+
+    def run_dir(self) -> Path:
+        return Path(self.out) if self.out else Path("results") / f"run-{int(time.time())}"
+
+    def payload(self) -> bytes | None:
+        if self.body_file is not None:
+            try:
+                return Path(self.body_file).read_bytes()
+            except OSError as exc:
+                raise InputError(f"--body-file {self.body_file}: {exc.strerror}") from None
+        return None if self.body is None else self.body.encode()
+
+    def worker_count(self) -> int:
+        return self.workers or len(os.sched_getaffinity(0))
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise InputError(f"--shard {text!r}: expected I/N, e.g. 0/2 for the first of two nodes") from None
+    if n < 1 or not 0 <= i < n:
+        raise InputError(f"--shard {text!r}: need 0 <= I < N")
+    return i, n
+
+
+def parse_resolve(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        host, sep, addr = item.partition("=")
+        if not sep or not host or not addr:
+            raise InputError(f"--resolve {item!r}: expected HOST=ADDR, e.g. '*=127.0.0.1'")
+        out[host] = addr
+    return out
+
+
+def parse_headers(items: list[str]) -> list[str]:
+    for item in items:
+        name, sep, _ = item.partition(":")
+        if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
+            raise InputError(f"--header {item!r}: expected 'Name: value'")
+    return list(items)

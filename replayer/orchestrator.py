@@ -1,0 +1,381 @@
+"""The parent of a run: plan it, start pinned workers on the shared schedule, give them one
+start time, drain their record rings to Arrow while they run, handle Ctrl-C/SIGTERM and
+dead workers, then write the summary.
+
+A stop (first Ctrl-C or SIGTERM) tells pacers through the control block to stop scheduling:
+unsent requests are recorded as not_sent and in-flight ones are awaited up to their timeout.
+A second Ctrl-C aborts: workers are killed and what reached the disk is kept.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from replayer import __version__, _pacer, shm
+from replayer.config import RunOptions
+from replayer.errors import InputError, RunError
+from replayer.records import RecordWriter, RingDrain, read_records, records_path
+from replayer.schedule import NS_PER_S, Schedule, worker_shards
+from replayer.summary import format_summary, summarize_records
+from replayer.traces import load_schedule
+from replayer.transports import TransportConfig
+from replayer.worker import (ST_CPU_NS, ST_EVENTS, ST_NOT_SENT, ST_OVERLOADED, ST_RING_WAITS,
+                             ST_STATE, ST_SUBMITTED, STATE_FAILED, STATE_READY, STATUS_FIELDS,
+                             WorkerSpec, worker_main)
+
+READY_TIMEOUT_S = 60.0
+START_LEAD_NS = 100_000_000     # start this long after the last worker is ready
+MIN_RING, MAX_RING = 1 << 10, 1 << 18
+
+
+class LocalTarget:
+    """`replayer serve` on loopback ephemeral ports, for --local-target runs."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "replayer", "serve", "--http-port", "0", "--grpc-port", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            start_new_session=True)   # not in our process group: Ctrl-C must not stop it mid-drain
+        self.ports = {}
+        deadline = time.monotonic() + 30
+        for line in self.proc.stdout:
+            words = line.split()
+            if words == ["ready"]:
+                break
+            if len(words) == 2:
+                self.ports[words[0]] = int(words[1].rsplit(":", 1)[1])
+            if time.monotonic() > deadline:
+                break
+        if "http" not in self.ports or "grpc" not in self.ports:
+            self.stop()
+            raise RunError("the built-in target (replayer serve) did not start")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def _ring_capacity(events: int) -> int:
+    cap = MIN_RING
+    while cap < events and cap < MAX_RING:
+        cap <<= 1
+    return cap
+
+
+def _prepare_run_dir(path: Path) -> None:
+    if path.exists() and any(path.glob("records-w*.arrow")):
+        raise InputError(f"--out {path}: already holds a run's records; choose another directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"x")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"--out {path}: cannot write there ({exc.strerror}); choose a writable "
+                         "directory") from None
+
+
+class Orchestrator:
+    def __init__(self, opts: RunOptions):
+        self.opts = opts
+        self.stop_requests = 0
+        self.segments: list[shm.Segment] = []
+        self.procs: list[mp.Process] = []
+        self.writers: list[RecordWriter] = []
+        self.drains: list[RingDrain] = []
+        self.local_target: LocalTarget | None = None
+        self.failed_workers: dict[int, str] = {}
+
+    def log(self, msg: str) -> None:
+        print(f"replayer: {msg}", file=sys.stderr, flush=True)
+
+    def debug(self, msg: str) -> None:
+        if self.opts.dbg:
+            self.log(msg)
+
+    # -- plan ---------------------------------------------------------------------------------
+    def load(self) -> Schedule:
+        opts = self.opts
+        t0 = time.monotonic()
+        schedule = load_schedule(opts.trace_file, minute=opts.minute, max_units=opts.duration)
+        self.debug(f"decoded {len(schedule)} requests for {len(schedule.targets)} endpoints from "
+                   f"{opts.trace_file} in {time.monotonic() - t0:.2f}s")
+        if len(schedule) == 0:
+            raise InputError(f"{opts.trace_file}: no requests in the first {opts.duration} "
+                             "units; nothing to replay")
+        return schedule
+
+    def transport_config(self, schedule: Schedule) -> TransportConfig:
+        opts = self.opts
+        resolve, port = dict(opts.resolve_map), opts.port
+        if self.local_target is not None:
+            resolve = {"*": "127.0.0.1"}
+            port = self.local_target.ports["http" if opts.protocol == "http" else "grpc"]
+        payload = opts.payload()
+        if opts.protocol == "grpc" and payload is None:
+            from replayer.helloworld import hello_request
+            payload = hello_request(opts.grpc_name)
+        return TransportConfig(
+            protocol=opts.protocol, endpoints=list(schedule.targets), port=port,
+            timeout_s=opts.timeout, resolve=resolve, url_template=opts.url_template,
+            method=opts.method, headers=opts.headers, payload=payload,
+            http_version=opts.http_version, insecure=opts.insecure,
+            grpc_method=opts.grpc_method, max_inflight=opts.max_inflight)
+
+    # -- run ----------------------------------------------------------------------------------
+    def run(self) -> int:
+        opts = self.opts
+        schedule = self.load()
+        run_dir = opts.run_dir()
+        _prepare_run_dir(run_dir)
+        self.run_dir = run_dir
+        if opts.local_target:
+            self.local_target = LocalTarget()
+        try:
+            return self._run(schedule, run_dir)
+        finally:
+            if self.local_target is not None:
+                self.local_target.stop()
+            for seg in self.segments:
+                seg.close()
+
+    def _run(self, schedule: Schedule, run_dir: Path) -> int:
+        opts = self.opts
+        n = len(schedule)
+        node_events = len(range(opts.shard_index, n, opts.shard_count))
+        workers = max(1, min(opts.worker_count(), node_events))
+        cpus = sorted(os.sched_getaffinity(0))
+        pin = not opts.no_pin and workers <= len(cpus)
+        if not opts.no_pin and not pin:
+            self.log(f"{workers} workers on {len(cpus)} CPUs: not pinning")
+        warmup_ns = opts.warmup * opts.unit_s * NS_PER_S
+        tconf = self.transport_config(schedule)
+
+        seg_t, t_view = shm.share_array("t_ns", schedule.t_ns)
+        seg_target, target_view = shm.share_array("target", schedule.target)
+        control_seg = shm.Segment("control", _pacer.CONTROL_SIZE * 8)
+        status_seg = shm.Segment("status", workers * STATUS_FIELDS * 8)
+        self.segments += [seg_t, seg_target, control_seg, status_seg]
+        control = control_seg.array(np.int64)
+        control[_pacer.CONTROL_TIME_SCALE_PPM] = int(round(opts.time_scale * 1e6))
+        status = status_seg.array(np.int64).reshape(workers, STATUS_FIELDS)
+        self.control, self.status = control, status
+
+        metadata = {"version": __version__, "trace": str(opts.trace_file),
+                    "protocol": opts.protocol, "time_scale": opts.time_scale}
+        shards = worker_shards(workers, opts.shard_index, opts.shard_count)
+        specs = []
+        for k, (first, stride) in enumerate(shards):
+            events = len(range(first, n, stride))
+            cap = _ring_capacity(events)
+            ring_seg = shm.Segment(f"ring{k}", _pacer.RecordRing.nbytes(cap))
+            self.segments.append(ring_seg)
+            ring = _pacer.RecordRing(ring_seg.map, True, cap)
+            writer = RecordWriter(records_path(run_dir, k), k, schedule.target, schedule.targets,
+                                  schedule.cls, schedule.t_ns, warmup_ns, dict(metadata, worker=k))
+            drain = RingDrain(ring, writer)
+            drain.attach_rows(ring_seg.map)
+            self.writers.append(writer)
+            self.drains.append(drain)
+            specs.append(WorkerSpec(
+                index=k, first=first, stride=stride, n_events=n, cpu=cpus[k] if pin else None,
+                t_ns=seg_t.ref, target=seg_target.ref, control=control_seg.ref,
+                status=status_seg.ref, ring=ring_seg.ref, transport=tconf,
+                spin_ns=opts.spin_us * 1000, max_inflight=opts.max_inflight,
+                drain_timeout_ns=int(opts.timeout * NS_PER_S) + 1_000_000_000))
+
+        run_info = {
+            "version": __version__, "options": asdict(opts), "host": socket.gethostname(),
+            "cpus": cpus, "workers": workers, "pinned": pin,
+            "targets": list(schedule.targets), "classes": list(schedule.classes),
+            "schedule": {"requests": n, "node_requests": node_events, "unit_ns": schedule.unit_ns,
+                         "time_scale": opts.time_scale, "warmup_ns": warmup_ns,
+                         "shard": [opts.shard_index, opts.shard_count]},
+            "transport": {"protocol": tconf.protocol, "port": tconf.port,
+                          "url_template": tconf.url_template if tconf.protocol == "http" else None,
+                          "http_version": tconf.http_version, "insecure": tconf.insecure,
+                          "resolve": tconf.resolve},
+        }
+        # Never write secrets: header values (Authorization, tokens) stay out of run.json.
+        run_info["options"]["header"] = [h.split(":", 1)[0] + ": <redacted>" for h in opts.headers]
+        run_info["options"]["body"] = None if opts.body is None else f"<{len(opts.body)} bytes>"
+        self._write_run_json(run_info)
+
+        ctx = mp.get_context("spawn")
+        for spec in specs:
+            p = ctx.Process(target=worker_main, args=(spec,), name=f"replayer-worker-{spec.index}",
+                            daemon=True)
+            p.start()
+            self.procs.append(p)
+        old_handlers = self._install_signals()
+        try:
+            self._wait_ready()
+            start_ns = self._start(control)
+            run_info["start_ns"] = start_ns
+            self._write_run_json(run_info)
+            self.log(f"replaying {node_events} requests from {opts.trace_file} with {workers} "
+                     f"worker{'s' if workers > 1 else ''} ({opts.protocol}) into {run_dir}")
+            self._supervise()
+        finally:
+            self._restore_signals(old_handlers)
+            if self.stop_requests >= 2:
+                for p in self.procs:
+                    if p.is_alive():
+                        p.kill()
+            for p in self.procs:
+                p.join(5)
+            self._drain_all()
+            for w in self.writers:
+                w.close()
+        return self._finish(run_info, node_events)
+
+    def _write_run_json(self, info: dict) -> None:
+        tmp = self.run_dir / "run.json.tmp"
+        tmp.write_text(json.dumps(info, indent=2, default=str))
+        os.replace(tmp, self.run_dir / "run.json")
+
+    def _install_signals(self):
+        def on_signal(signum, frame):
+            self.stop_requests += 1
+            if self.stop_requests == 1:
+                self.control[_pacer.CONTROL_STOP] = _pacer.STOP_DRAIN
+                self.log("stopping: no new requests, waiting for in-flight ones "
+                         "(Ctrl-C again to exit at once)")
+            else:
+                self.control[_pacer.CONTROL_STOP] = _pacer.STOP_ABORT
+                raise KeyboardInterrupt
+        return {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _restore_signals(self, old) -> None:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            if self.stop_requests:
+                raise KeyboardInterrupt
+            states = self.status[:, ST_STATE]
+            for k, p in enumerate(self.procs):
+                if p.exitcode is not None or states[k] == STATE_FAILED:
+                    self.control[_pacer.CONTROL_STOP] = _pacer.STOP_ABORT
+                    raise RunError(f"worker {k} failed while starting (exit code {p.exitcode}); "
+                                   "see its message above")
+            if np.all(states >= STATE_READY):
+                return
+            if time.monotonic() > deadline:
+                self.control[_pacer.CONTROL_STOP] = _pacer.STOP_ABORT
+                raise RunError(f"workers not ready after {READY_TIMEOUT_S:.0f}s")
+            time.sleep(0.005)
+
+    def _start(self, control) -> int:
+        now = _pacer.now_ns()
+        if self.opts.start_at is not None:
+            start_ns = int(self.opts.start_at * NS_PER_S)
+            if start_ns < now:
+                self.log(f"--start-at is {(now - start_ns) / 1e9:.3f}s in the past: requests due "
+                         "before now go at once, marked late by their lag")
+        else:
+            start_ns = now + START_LEAD_NS
+        control[_pacer.CONTROL_START_NS] = start_ns
+        return start_ns
+
+    def _supervise(self) -> None:
+        interval = self.opts.flush_ms / 1000.0
+        progress = sys.stderr.isatty()
+        last_progress = time.monotonic()
+        while True:
+            alive = False
+            for k, p in enumerate(self.procs):
+                if p.exitcode is None:
+                    alive = True
+                elif p.exitcode != 0 and k not in self.failed_workers:
+                    why = (f"killed by signal {-p.exitcode}" if p.exitcode < 0
+                           else f"exit code {p.exitcode}")
+                    self.failed_workers[k] = why
+                    self.log(f"worker {k} (pid {p.pid}) died: {why}; the other workers go on")
+            self._drain_all()
+            if not alive:
+                return
+            if progress and time.monotonic() - last_progress >= 1.0:
+                last_progress = time.monotonic()
+                done = sum(w.rows_written for w in self.writers)
+                sent = int(self.status[:, ST_SUBMITTED].sum())
+                print(f"\r  {done} recorded", end="", file=sys.stderr, flush=True)
+                del sent
+            time.sleep(interval)
+
+    def _drain_all(self) -> None:
+        for d in self.drains:
+            d.drain()
+
+    def _finish(self, run_info: dict, node_events: int) -> int:
+        opts = self.opts
+        if sys.stderr.isatty():
+            print("\r", end="", file=sys.stderr)
+        table, problems = read_records(self.run_dir)
+        summary = summarize_records(table, node_events, problems)
+        summary["workers"] = [
+            {"worker": k, "events": int(self.status[k, ST_EVENTS]),
+             "recorded": self.writers[k].rows_written,
+             "submitted": int(self.status[k, ST_SUBMITTED]),
+             "overloaded": int(self.status[k, ST_OVERLOADED]),
+             "not_sent": int(self.status[k, ST_NOT_SENT]),
+             "cpu_s": self.status[k, ST_CPU_NS] / 1e9,
+             "ring_full_waits": int(self.status[k, ST_RING_WAITS]),
+             "failed": self.failed_workers.get(k)}
+            for k in range(len(self.procs))]
+        if self.stop_requests:
+            summary["stopped"] = "interrupted" if self.stop_requests == 1 else "aborted"
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        if opts.latf:
+            path = write_latf(table, opts.latf, self.run_dir)
+            summary["latf"] = str(path)
+        print(format_summary(summary))
+        print(f"records   {self.run_dir}")
+        run_info["result"] = {"exit": "ok" if not (self.stop_requests or self.failed_workers)
+                              else "stopped" if self.stop_requests else "worker failed"}
+        self._write_run_json(run_info)
+        if self.failed_workers:
+            names = ", ".join(f"worker {k} ({why})" for k, why in self.failed_workers.items())
+            lost = summary["lost"]
+            raise RunError(f"run incomplete: {names}; {lost} requests have no record", exit_code=3)
+        if self.stop_requests:
+            raise RunError(f"run stopped before its end: {summary['errors'].get('not_sent', 0)} "
+                           "requests not sent (recorded as not_sent)", exit_code=130)
+        return 0
+
+
+def write_latf(table, name: str, run_dir: Path) -> Path:
+    """The vSwarm invoker's latency file: rps_NAME, one integer µs latency per line, no header,
+    for measured (post-warm-up) requests that completed, in intended-time order. A bare NAME
+    goes in the run directory; a NAME with a directory part goes there."""
+    import pyarrow.compute as pc
+    p = Path(name)
+    target = (p.parent if str(p.parent) not in ("", ".") else run_dir) / f"rps_{p.name}"
+    keep = pc.and_(pc.equal(table.column("phase").cast("string"), "measure"),
+                   pc.equal(table.column("error").cast("string"), "ok"))
+    t = table.filter(keep)
+    order = np.argsort(t.column("scheduled_ns").to_numpy(), kind="stable")
+    lat = (t.column("done_ns").to_numpy() - t.column("sent_ns").to_numpy())[order] // 1000
+    target.parent.mkdir(parents=True, exist_ok=True)
+    np.savetxt(target, lat, fmt="%d")
+    return target
+
+
+def run_command(opts: RunOptions) -> int:
+    return Orchestrator(opts).run()

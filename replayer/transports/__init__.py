@@ -1,0 +1,44 @@
+"""Transports: how a worker sends a request and learns its outcome.
+
+Each is a subclass of replayer._pacer.Transport: submit() is called by the pacer at the due
+time, poll() while the next due time is far, flush() after a burst; each submitted request
+ends as exactly one ring row. `make_transport` builds the one a run asks for.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TransportConfig:
+    """What a worker needs to build its transport (picklable, no options object)."""
+    protocol: str                       # "http", "grpc" or "null"
+    endpoints: list[str]                # target names, by target index
+    port: int
+    timeout_s: float
+    resolve: dict[str, str] = field(default_factory=dict)
+    url_template: str = "http://{endpoint}:{port}/"
+    method: str | None = None
+    headers: list[str] = field(default_factory=list)
+    payload: bytes | None = None
+    http_version: str = "1.1"
+    insecure: bool = False
+    grpc_method: str = "/helloworld.Greeter/SayHello"
+    max_inflight: int = 10000
+
+    def address(self, endpoint: str) -> str | None:
+        """The address an endpoint is sent to, when --resolve maps it (exact name first)."""
+        return self.resolve.get(endpoint, self.resolve.get("*"))
+
+
+def make_transport(config: TransportConfig, ring, target_column):
+    if config.protocol == "http":
+        from replayer.transports.http import HttpTransport
+        return HttpTransport(ring, config, target_column)
+    if config.protocol == "grpc":
+        from replayer.transports.grpc import GrpcTransport
+        return GrpcTransport(ring, config, target_column)
+    if config.protocol == "null":
+        from replayer._pacer import NullTransport
+        return NullTransport(ring)
+    raise ValueError(f"unknown protocol {config.protocol!r}")
