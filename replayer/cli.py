@@ -27,6 +27,10 @@ SUBCOMMANDS = [
      "replay a trace (vSwarm load.json or a columnar schedule) across pinned workers"),
     ("serve", "replayer.targets.serve:ServeOptions", "replayer.targets.serve:serve_command",
      "start the built-in HTTP and gRPC target on loopback"),
+    ("gen azure", "replayer.generate.azure:AzureGenOptions", "replayer.generate.azure:gen_azure_command",
+     "turn an Azure Functions trace into a load (load.json + columnar schedule) with proxy mapping"),
+    ("plot", "replayer.generate.plot:PlotOptions", "replayer.generate.plot:plot_command",
+     "plot how well the proxies cover an Azure Functions trace (PNG histograms)"),
 ]
 
 

@@ -1,0 +1,205 @@
+"""Deploying the proxies, as the vSwarm loadgen does from its config.json.
+
+config.json is a list of {"yaml-location", "predeployment-commands", "postdeployment-commands"};
+an entry applies to the proxy whose profile "yaml" is the same path. For each service (one per
+distinct endpoint host label), the plan is: its proxy's pre-deployment commands, then
+`kubectl apply -f BUILD/<service>.yaml` (the proxy's YAML with metadata.name set to the
+service name, as vSwarm renames each copy), then the post-deployment commands. Proxies with no
+config entry get the apply alone, as in vSwarm.
+
+Unlike vSwarm: commands run as argument lists (shlex-split, never through a shell; a command
+that needs one is refused before anything runs), each is printed before it runs, the first
+failure stops the deployment with its exit code, identical pre/post commands run once per
+deployment, and nothing is deleted first (vSwarm starts with `kn service delete --all`).
+Relative paths in config.json and profile.json are taken from config.json's directory, which
+is also the commands' working directory.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from replayer.errors import InputError, RunError
+
+SHELL_TOKENS = {"&&", "||", "|", ";", ">", ">>", "<", "&", "2>", "2>&1", "$(", "`"}
+DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+@dataclass
+class ProxyConfig:
+    pre: list[list[str]]
+    post: list[list[str]]
+
+
+def _commands(path: Path, i: int, entry: dict, key: str) -> list[list[str]]:
+    value = entry.get(key, [])
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise InputError(f"{path}: entry {i} field {key!r}: expected a list of command strings")
+    out = []
+    for c in value:
+        try:
+            argv = shlex.split(c)
+        except ValueError as exc:
+            raise InputError(f"{path}: entry {i} field {key!r}: cannot split {c!r} ({exc})") from None
+        if not argv:
+            continue
+        shell = [t for t in argv if t in SHELL_TOKENS or t.startswith(("$(", "`"))]
+        if shell:
+            raise InputError(f"{path}: entry {i} field {key!r}: {c!r} needs a shell ({shell[0]!r}); "
+                             "commands run without one: split it into separate commands")
+        out.append(argv)
+    return out
+
+
+def load_config(path: Path | str) -> dict[str, ProxyConfig]:
+    """yaml-location -> pre/post commands."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such config file; -c/--config_proxy names the proxies' "
+                         "deployment config.json (vSwarm tools/profiler/config.json)") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not valid JSON ({' '.join(str(exc).split())})") from None
+    if not isinstance(data, list):
+        raise InputError(f"{path}: expected a JSON list of {{\"yaml-location\", "
+                         "\"predeployment-commands\", \"postdeployment-commands\"}} objects")
+    out: dict[str, ProxyConfig] = {}
+    for i, entry in enumerate(data):
+        if not isinstance(entry, dict) or not isinstance(entry.get("yaml-location"), str):
+            raise InputError(f"{path}: entry {i}: expected an object with a \"yaml-location\" string")
+        out[entry["yaml-location"]] = ProxyConfig(pre=_commands(path, i, entry, "predeployment-commands"),
+                                                  post=_commands(path, i, entry, "postdeployment-commands"))
+    return out
+
+
+@dataclass
+class Service:
+    name: str           # the Knative service name (first label of the endpoint)
+    proxy: str
+    yaml: str           # the proxy's YAML (as written in profile.json)
+    build_yaml: Path    # the renamed copy that is applied
+
+
+@dataclass
+class Plan:
+    services: list[Service]
+    steps: list[tuple[list[str], Service | None]]   # argv, and the service whose YAML it applies
+    workdir: Path
+
+
+def service_name(endpoint: str) -> str:
+    return endpoint.split(".", 1)[0]
+
+
+def plan_deployment(endpoints: list[str], proxies: list[str], proxy_yaml: dict[str, str | None],
+                    config: dict[str, ProxyConfig], config_path: Path | str,
+                    build_dir: Path | str) -> Plan:
+    """endpoints[i], proxies[i]: the endpoint of trace function i and its proxy's name."""
+    workdir = Path(config_path).resolve().parent
+    build = Path(build_dir)
+    services: dict[str, Service] = {}
+    for ep, proxy in zip(endpoints, proxies):
+        name = service_name(ep)
+        s = services.get(name)
+        if s is not None:
+            if s.proxy != proxy:
+                raise InputError(f"--endpoint-template: service {name!r} would serve proxies "
+                                 f"{s.proxy!r} and {proxy!r}; put {{proxy}} in the first label")
+            continue
+        if not DNS_LABEL.match(name):
+            raise InputError(f"--endpoint-template: service name {name!r} is not a DNS label "
+                             "(lower-case letters, digits, '-', at most 63); change the template's "
+                             "first label")
+        y = proxy_yaml.get(proxy)
+        if not y:
+            raise InputError(f"profile: proxy {proxy!r} has no \"yaml\"; it cannot be deployed")
+        services[name] = Service(name=name, proxy=proxy, yaml=y, build_yaml=build / f"{name}.yaml")
+    steps: list[tuple[list[str], Service | None]] = []
+    seen: set[tuple[str, ...]] = set()
+    for s in services.values():
+        cfg = config.get(s.yaml, ProxyConfig(pre=[], post=[]))
+        for argv in cfg.pre:
+            if tuple(argv) not in seen:
+                seen.add(tuple(argv))
+                steps.append((argv, None))
+        steps.append((["kubectl", "apply", "-f", str(s.build_yaml.resolve())], s))
+        for argv in cfg.post:
+            if tuple(argv) not in seen:
+                seen.add(tuple(argv))
+                steps.append((argv, None))
+    return Plan(services=list(services.values()), steps=steps, workdir=workdir)
+
+
+def renamed_yaml(text: str, name: str, source: str) -> str:
+    """The YAML text with the top-level metadata.name set to `name`, everything else as is."""
+    lines = text.splitlines(keepends=True)
+    in_meta = False
+    indent = None
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        lead = len(line) - len(line.lstrip(" "))
+        if lead == 0:
+            if in_meta:
+                break
+            in_meta = stripped == "metadata:"
+            continue
+        if in_meta:
+            if indent is None:
+                indent = lead
+            if lead == indent and stripped.startswith("name:"):
+                end = "\n" if line.endswith("\n") else ""
+                lines[i] = " " * lead + f"name: {name}" + end
+                return "".join(lines)
+    raise InputError(f"{source}: no top-level metadata.name to set; a proxy YAML is a Knative "
+                     "Service with metadata: name:")
+
+
+def _echo(argv: list[str], out) -> None:
+    print("+ " + shlex.join(argv), file=out, flush=True)
+
+
+def run_plan(plan: Plan, dry_run: bool, out=sys.stdout) -> None:
+    """Print every step; unless dry_run, write the renamed YAMLs and run the steps in order,
+    stopping at the first failure (RunError with the command's exit code)."""
+    if not dry_run:
+        for s in plan.services:
+            src = Path(s.yaml)
+            src = src if src.is_absolute() else plan.workdir / src
+            try:
+                text = src.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise InputError(f"{src}: cannot read proxy {s.proxy!r}'s YAML ({exc.strerror}); "
+                                 "profile.json's yaml paths are relative to config.json's "
+                                 "directory") from None
+            try:
+                s.build_yaml.parent.mkdir(parents=True, exist_ok=True)
+                s.build_yaml.write_text(renamed_yaml(text, s.name, str(src)), encoding="utf-8")
+            except OSError as exc:
+                raise InputError(f"{s.build_yaml}: cannot write ({exc.strerror}); check -b/--build") from None
+    for argv, _service in plan.steps:
+        _echo(argv, out)
+        if dry_run:
+            continue
+        try:
+            proc = subprocess.run(argv, cwd=plan.workdir, stdout=out, stderr=sys.stderr)
+        except FileNotFoundError:
+            raise RunError(f"deploy: cannot run {argv[0]!r}: command not found; install it or put "
+                           "it on PATH", exit_code=127) from None
+        except OSError as exc:
+            raise RunError(f"deploy: cannot run {argv[0]!r}: {exc.strerror}", exit_code=126) from None
+        if proc.returncode != 0:
+            raise RunError(f"deploy: {shlex.join(argv)} exited with code {proc.returncode}; "
+                           "stopped here (its output is above)", exit_code=1)
