@@ -1,0 +1,236 @@
+"""The report's pictures, as PNG bytes (matplotlib, Agg backend: no display needed).
+
+latency_over_time  latency percentile bands per time bin (by send time), log scale
+rate_over_time     intended vs achieved requests per second (and successful completions)
+send_lag           send-lag histogram and CDF, with the 100 µs and 1 ms marks
+latency_cdf        latency CDF per endpoint and its tail (1 - CDF), log scales
+errors_over_time   requests that failed per second, stacked by error kind
+Times on the x axes are seconds since the run's start.
+"""
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+NICE_BINS_S = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600]
+MAX_BINS = 150
+MAX_CDF_SERIES = 8
+_FIGSIZE = (10, 4.6)
+
+
+def bin_width(span_s: float) -> float:
+    for w in NICE_BINS_S:
+        if span_s / w <= MAX_BINS:
+            return w
+    return NICE_BINS_S[-1] * np.ceil(span_s / MAX_BINS / NICE_BINS_S[-1])
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _empty(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=12,
+            color="0.4")
+
+
+def binned_percentiles(bins: np.ndarray, values: np.ndarray, nbins: int, qs) -> np.ndarray:
+    """Nearest-rank percentiles of values within each bin: shape (len(qs), nbins), NaN where
+    a bin is empty."""
+    out = np.full((len(qs), nbins), np.nan)
+    if values.size == 0:
+        return out
+    order = np.lexsort((values, bins))
+    v = values[order]
+    counts = np.bincount(bins, minlength=nbins)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    has = counts > 0
+    for i, q in enumerate(qs):
+        k = np.maximum(np.ceil(q / 100.0 * counts).astype(np.int64) - 1, 0)
+        out[i, has] = v[(starts + k)[has]]
+    return out
+
+
+def latency_over_time(t_s, lat_ms, lat_int_ms, width, nbins) -> bytes:
+    fig, ax = plt.subplots(figsize=_FIGSIZE)
+    if lat_ms.size == 0:
+        _empty(ax, "no successful requests")
+    else:
+        bins = np.clip((t_s / width).astype(np.int64), 0, nbins - 1)
+        qs = (50, 90, 99, 99.9, 100)
+        p = binned_percentiles(bins, lat_ms, nbins, qs)
+        x = (np.arange(nbins) + 0.5) * width
+        ax.fill_between(x, p[0], p[1], color="tab:blue", alpha=0.45, step="mid", label="p50–p90")
+        ax.fill_between(x, p[1], p[2], color="tab:blue", alpha=0.25, step="mid", label="p90–p99")
+        ax.fill_between(x, p[2], p[3], color="tab:blue", alpha=0.12, step="mid", label="p99–p99.9")
+        ax.plot(x, p[0], color="tab:blue", lw=1.2, drawstyle="steps-mid", label="p50")
+        ax.plot(x, p[4], color="tab:red", lw=0.8, drawstyle="steps-mid", label="max")
+        pi = binned_percentiles(bins, lat_int_ms, nbins, (99,))
+        ax.plot(x, pi[0], color="black", lw=1, ls="--", drawstyle="steps-mid",
+                label="p99 from intended send")
+        ax.set_yscale("log")
+        ax.legend(loc="upper left", fontsize=8, ncol=3)
+    ax.set_title(f"Latency over time (successful requests, {width:g} s bins by send time)")
+    ax.set_xlabel("time since start (s)")
+    ax.set_ylabel("latency (ms)")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def rate_over_time(sched_s, sent_s, ok_done_s, width, nbins) -> bytes:
+    fig, ax = plt.subplots(figsize=_FIGSIZE)
+    x = np.arange(nbins + 1) * width
+    for data, label, style in ((sched_s, "intended (scheduled)", dict(color="black", lw=1.6, ls="--")),
+                               (sent_s, "achieved (sent)", dict(color="tab:blue", lw=1.2)),
+                               (ok_done_s, "completed successfully", dict(color="tab:green", lw=1))):
+        counts = np.bincount(np.clip((data / width).astype(np.int64), 0, nbins - 1),
+                             minlength=nbins) if data.size else np.zeros(nbins)
+        ax.stairs(counts / width, x, label=label, **style)
+    ax.set_title(f"Requests per second: intended vs achieved ({width:g} s bins)")
+    ax.set_xlabel("time since start (s)")
+    ax.set_ylabel("requests per second")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="lower center", fontsize=8, ncol=3)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def send_lag(lag_ns: np.ndarray) -> bytes:
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=_FIGSIZE)
+    if lag_ns.size == 0:
+        _empty(ax1, "no request was sent")
+        _empty(ax2, "no request was sent")
+    else:
+        early = int(np.count_nonzero(lag_ns < 0))
+        us = np.maximum(lag_ns, 1) / 1e3      # early sends (negative lag) show at 1 ns
+        lo, hi = max(us.min(), 1e-3), max(us.max(), 1e-2)
+        edges = np.logspace(np.log10(lo), np.log10(hi) + 1e-9, 60)
+        ax1.hist(us, bins=edges, color="tab:blue")
+        ax1.set_xscale("log")
+        ax1.set_yscale("log")
+        ax1.set_title("Send lag histogram" + (f" ({early:,} sent early, shown at 1 ns)" if early else ""))
+        ax1.set_xlabel("lag: sent - scheduled (µs)")
+        ax1.set_ylabel("requests")
+        s = np.sort(us)
+        q = np.linspace(0, 1, min(s.size, 1000))
+        xs = s[np.minimum((q * (s.size - 1)).astype(np.int64), s.size - 1)]
+        ax2.plot(xs, q, color="tab:blue", label="CDF")
+        ax2.set_xscale("log")
+        ax2.set_title("Send lag CDF")
+        ax2.set_xlabel("lag: sent - scheduled (µs)")
+        ax2.set_ylabel("fraction of sent requests")
+        for mark, label in ((100, "100 µs"), (1000, "1 ms")):
+            for ax in (ax1, ax2):
+                ax.axvline(mark, color="tab:red", ls=":", lw=1)
+            ax2.text(mark, 0.02, f" {label}", color="tab:red", fontsize=8)
+        ax2.legend(loc="upper left", fontsize=8)
+    for ax in (ax1, ax2):
+        ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def latency_cdf(series: dict[str, np.ndarray]) -> bytes:
+    """series: label -> latencies in ms (the first is drawn thicker: overall)."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=_FIGSIZE)
+    drawn = 0
+    for i, (label, values) in enumerate(series.items()):
+        if values.size == 0:
+            continue
+        s = np.sort(values)
+        q = np.linspace(0, 1, min(s.size, 2000), endpoint=False)
+        xs = s[(q * s.size).astype(np.int64)]
+        kw = dict(lw=2.2, color="black") if i == 0 else dict(lw=1)
+        ax1.plot(xs, q, label=f"{label} (n={s.size:,})", **kw)
+        tail = 1 - q
+        ax2.plot(xs, tail, **kw)
+        drawn += 1
+    if not drawn:
+        _empty(ax1, "no successful requests")
+        _empty(ax2, "no successful requests")
+    else:
+        ax1.set_xscale("log")
+        ax2.set_xscale("log")
+        ax2.set_yscale("log")
+        ax1.legend(loc="lower right", fontsize=7)
+    ax1.set_title("Latency CDF per endpoint")
+    ax1.set_xlabel("latency: done - sent (ms)")
+    ax1.set_ylabel("fraction of successful requests")
+    ax2.set_title("Latency tail (1 - CDF)")
+    ax2.set_xlabel("latency: done - sent (ms)")
+    ax2.set_ylabel("fraction slower")
+    for ax in (ax1, ax2):
+        ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def errors_over_time(t_s, error_codes, error_names, width, nbins) -> bytes:
+    fig, ax = plt.subplots(figsize=_FIGSIZE)
+    x = np.arange(nbins) * width
+    bottom = np.zeros(nbins)
+    drawn = 0
+    for code, name in enumerate(error_names):
+        if name == "ok":
+            continue
+        sel = error_codes == code
+        if not sel.any():
+            continue
+        counts = np.bincount(np.clip((t_s[sel] / width).astype(np.int64), 0, nbins - 1),
+                             minlength=nbins) / width
+        ax.bar(x, counts, width=width, bottom=bottom, align="edge", label=f"{name} ({int(sel.sum()):,})")
+        bottom += counts
+        drawn += 1
+    if drawn:
+        ax.legend(loc="upper right", fontsize=8)
+    else:
+        _empty(ax, "no errors")
+        ax.set_xlim(0, max(nbins * width, 1))
+    ax.set_title(f"Errors over time (by scheduled time, {width:g} s bins)")
+    ax.set_xlabel("time since start (s)")
+    ax.set_ylabel("failed requests per second")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def make_all(cols, summary: dict, include_warmup: bool = False) -> dict[str, bytes]:
+    """Every picture of the report, keyed by file stem. `cols` is a report.Columns."""
+    c = cols if include_warmup else cols.subset(cols.measure)
+    origin = summary["start_ns"]
+    if c.n:
+        t_end = max(int(c.scheduled.max()), int(c.done[c.has_done].max()) if c.has_done.any() else 0)
+        span_s = max((t_end - origin) / 1e9, 1e-3)
+    else:
+        span_s = 1.0
+    width = bin_width(span_s)
+    nbins = int(np.ceil(span_s / width)) + 1
+    rel = lambda ns: np.maximum(ns - origin, 0) / 1e9  # noqa: E731
+    ok = c.ok
+    lat_ms = (c.done - c.sent)[ok] / 1e6
+    lat_int_ms = (c.done - c.scheduled)[ok] / 1e6
+    images = {
+        "latency_over_time": latency_over_time(rel(c.sent[ok]), lat_ms, lat_int_ms, width, nbins),
+        "rate_over_time": rate_over_time(rel(c.scheduled), rel(c.sent[c.has_sent]),
+                                         rel(c.done[ok]), width, nbins),
+        "send_lag": send_lag((c.sent - c.scheduled)[c.has_sent]),
+    }
+    series = {"all endpoints": lat_ms}
+    by_count = sorted(((int(np.count_nonzero(c.target[ok] == t)), t) for t in range(len(c.targets))),
+                      reverse=True)
+    for n, t in by_count[:MAX_CDF_SERIES]:
+        if n:
+            series[c.targets[t]] = lat_ms[c.target[ok] == t]
+    images["latency_cdf"] = latency_cdf(series)
+    images["errors_over_time"] = errors_over_time(rel(c.scheduled), c.error, c.errors, width, nbins)
+    return images
