@@ -31,6 +31,12 @@ SUBCOMMANDS = [
      "turn an Azure Functions trace into a load (load.json + columnar schedule) with proxy mapping"),
     ("plot", "replayer.generate.plot:PlotOptions", "replayer.generate.plot:plot_command",
      "plot how well the proxies cover an Azure Functions trace (PNG histograms)"),
+    ("export", "replayer.export:ExportOptions", "replayer.export:export_command",
+     "write a run's records as csv, parquet, jsonl, the invoker's rps_lat.csv or Locust's CSVs"),
+    ("report", "replayer.report:ReportOptions", "replayer.report:report_command",
+     "summarise a run: table, summary.json, plots, HTML report, HdrHistogram logs"),
+    ("compare", "replayer.report:CompareOptions", "replayer.report:compare_command",
+     "compare two runs side by side with ratios"),
 ]
 
 
