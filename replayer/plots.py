@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogFormatter  # noqa: E402
 
 NICE_BINS_S = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600]
 MAX_BINS = 150
@@ -30,7 +31,18 @@ def bin_width(span_s: float) -> float:
     return NICE_BINS_S[-1] * np.ceil(span_s / MAX_BINS / NICE_BINS_S[-1])
 
 
+def _plain_ticks(fig) -> None:
+    """Log axes labelled 0.1, 1, 10 rather than 10^-1, 10^0, 10^1."""
+    fmt = FuncFormatter(lambda v, _: f"{v:g}")
+    for ax in fig.axes:
+        for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+            if scale == "log":
+                axis.set_major_formatter(fmt)
+                axis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+
+
 def _png(fig) -> bytes:
+    _plain_ticks(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
@@ -148,8 +160,13 @@ def latency_cdf(series: dict[str, np.ndarray]) -> bytes:
         if values.size == 0:
             continue
         s = np.sort(values)
-        q = np.linspace(0, 1, min(s.size, 2000), endpoint=False)
-        xs = s[(q * s.size).astype(np.int64)]
+        n = s.size
+        # Even steps for the body, log steps into the tail down to the slowest request.
+        idx = np.unique(np.concatenate([np.linspace(0, n - 1, 1000),
+                                        n - np.logspace(np.log10(n), 0, 1000)]).astype(np.int64))
+        idx = idx[(idx >= 0) & (idx < n)]
+        xs = s[idx]
+        q = idx / n
         kw = dict(lw=2.2, color="black") if i == 0 else dict(lw=1)
         ax1.plot(xs, q, label=f"{label} (n={s.size:,})", **kw)
         tail = 1 - q

@@ -297,6 +297,7 @@ def format_summary(summary: dict) -> str:
     lines.append(f"{summary['measured']:,} requests measured ({scope}) of {summary['records']:,} records")
     head = ["", "requests", "ok", "intended/s", "achieved/s", "lag p99", "p50", "p90", "p95",
             "p99", "p99.9", "max", "SLO met"]
+    lines.append("latency columns p50..max: done - sent of successful requests")
     table = [head]
     for label, g in _rows(summary):
         lat = g["latency_ns"]
@@ -310,8 +311,6 @@ def format_summary(summary: dict) -> str:
     for j, r in enumerate(table):
         cells = [str(r[0]).ljust(widths[0])] + [str(x).rjust(widths[i + 1]) for i, x in enumerate(r[1:])]
         lines.append("  ".join(cells).rstrip())
-        if j == 0:
-            lines.append("latency (done - sent) of successful requests; p50..max →".rjust(len(lines[-1])))
     errs = summary["overall"]["errors"]
     bad = {k: v for k, v in errs.items() if k != "ok"}
     if bad:
