@@ -6,6 +6,12 @@ one seam, Transport.submit/flush/poll, where a Python transport (pycurl, grpcio)
 `cython -a _ext/_pacer.pyx` shows that seam as the only yellow in Pacer.run.
 """
 from libc.string cimport memset
+from cpython.pystate cimport PyThreadState
+
+cdef extern from "Python.h":
+    int PyGILState_Check() nogil
+    PyThreadState *PyEval_SaveThread() nogil
+    void PyEval_RestoreThread(PyThreadState *) nogil
 from clock cimport (realtime_ns, sleep_until_realtime_ns, cpu_relax,
                     load_acquire, store_release)
 
@@ -114,10 +120,17 @@ cdef class RecordRing:
         cdef long long w = self.header.write_idx
         cdef long long cap = self.header.capacity
         cdef RecordRow *row
+        cdef PyThreadState *saved = NULL
         if w - load_acquire(&self.header.read_idx) >= cap:
             self._full_waits += 1
+            # Rare path: release the GIL if we hold it, so no other thread of this process
+            # (a gRPC callback, a test's reader) is blocked while we wait for the reader.
+            if PyGILState_Check():
+                saved = PyEval_SaveThread()
             while w - load_acquire(&self.header.read_idx) >= cap:
                 sleep_until_realtime_ns(realtime_ns() + 200000)
+            if saved != NULL:
+                PyEval_RestoreThread(saved)
         row = &self.rows[w % cap]
         row.event = event
         row.scheduled_ns = scheduled_ns

@@ -1,0 +1,193 @@
+"""The pacer: its decision as a pure function, the real loop against a fake clock, and the
+real loop against the real clock with the null transport."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from replayer import _pacer
+from replayer.records import ROW_DTYPE, ErrorKind
+
+MS = 1_000_000
+US = 1_000
+
+
+@pytest.mark.parametrize("now, due, spin, expected", [
+    (100, 100, 50, ("send", 100)),          # due exactly now
+    (130, 100, 50, ("send", 130)),          # late: send at once
+    (90, 100, 50, ("spin", 100)),           # inside the spin window
+    (50, 100, 50, ("spin", 100)),           # on the window's edge: spin
+    (10, 100, 50, ("sleep", 50)),           # far: sleep until the window
+    (0, 10 * MS, 50 * US, ("sleep", 10 * MS - 50 * US)),
+    (0, 100, 0, ("sleep", 100)),            # no spinning at all
+])
+def test_pace_decision(now, due, spin, expected):
+    assert _pacer.pace_decision(now, due, spin) == expected
+
+
+def make_ring(capacity=1 << 12):
+    buf = bytearray(_pacer.RecordRing.nbytes(capacity))
+    ring = _pacer.RecordRing(buf, True, capacity)
+    rows = np.frombuffer(buf, dtype=ROW_DTYPE, offset=_pacer.RING_HEADER_SIZE, count=capacity)
+    return ring, rows
+
+
+def control_block(start_ns, scale=1.0):
+    c = np.zeros(_pacer.CONTROL_SIZE, np.int64)
+    c[_pacer.CONTROL_START_NS] = start_ns
+    c[_pacer.CONTROL_TIME_SCALE_PPM] = int(scale * 1e6)
+    return c
+
+
+class FakeClockTransport(_pacer.Transport):
+    """Records the fake time of each submit; optionally costs fake time per request and keeps
+    requests in flight until polled."""
+
+    def __init__(self, ring, cost_ns=0, hold=False):
+        super().__init__(ring)
+        self.pacer = None
+        self.cost_ns = cost_ns
+        self.hold = hold
+        self.sent = []
+        self.held = []
+        self.flushes = 0
+
+    def submit(self, event, scheduled_ns, sent_ns):
+        self.sent.append((event, scheduled_ns, sent_ns))
+        if self.cost_ns:
+            self.pacer.advance(self.cost_ns)
+        if self.hold:
+            self.held.append((event, scheduled_ns, sent_ns))
+            self.inflight += 1
+        else:
+            self.ring.record(event, scheduled_ns, sent_ns, sent_ns + 1, 200, 0, 0, 0)
+        return 0
+
+    def flush(self):
+        self.flushes += 1
+        return 0
+
+    def poll(self, timeout_ns):
+        self.pacer.advance(timeout_ns)
+        for event, sched, sent in self.held:
+            self.ring.record(event, sched, sent, self.pacer.fake_now, 200, 0, 0, 0)
+        self.inflight -= len(self.held)
+        self.held.clear()
+        return 0
+
+
+def run_fake(t_ns, start=1_000 * MS, now=0, scale=1.0, cost_ns=0, hold=False, first=0, stride=1,
+             max_inflight=1 << 30, spin_ns=50 * US):
+    ring, rows = make_ring()
+    tr = FakeClockTransport(ring, cost_ns=cost_ns, hold=hold)
+    pacer = _pacer.Pacer(np.asarray(t_ns, np.int64), first, stride, control_block(start, scale),
+                         spin_ns, max_inflight, True, now)
+    tr.pacer = pacer
+    pacer.run(tr, 5 * 1000 * MS)
+    return pacer, tr, rows[:ring.write_idx]
+
+
+@pytest.mark.parametrize("case", [
+    # name, t_ns, start, clock at start, scale, cost per send -> expected send times
+    ("on time", [0, 10 * MS, 20 * MS], 1000 * MS, 0, 1.0, 0,
+     [1000 * MS, 1010 * MS, 1020 * MS]),
+    ("started late: early events go at once", [0, 10 * MS, 20 * MS], 1000 * MS, 1015 * MS, 1.0, 0,
+     [1015 * MS, 1015 * MS, 1020 * MS]),
+    ("burst of equal times", [5 * MS] * 4, 1000 * MS, 0, 1.0, 0, [1005 * MS] * 4),
+    ("time scale 0.5 replays twice as fast", [0, 10 * MS, 20 * MS], 1000 * MS, 0, 0.5, 0,
+     [1000 * MS, 1005 * MS, 1010 * MS]),
+    ("slow transport: late sends catch up, no drift", [0, 1 * MS, 2 * MS, 10 * MS], 1000 * MS, 0,
+     1.0, 3 * MS, [1000 * MS, 1003 * MS, 1006 * MS, 1010 * MS]),
+], ids=lambda c: c[0])
+def test_pacer_fake_clock(case):
+    _, t_ns, start, now, scale, cost, expected = case
+    pacer, tr, rows = run_fake(t_ns, start=start, now=now, scale=scale, cost_ns=cost)
+    assert [s for _, _, s in tr.sent] == expected
+    assert [sch for _, sch, _ in tr.sent] == [start + int(t * scale) for t in t_ns]
+    assert sorted(rows["event"].tolist()) == list(range(len(t_ns)))
+    assert pacer.submitted == len(t_ns)
+
+
+def test_pacer_flushes_once_per_burst():
+    _, tr, _ = run_fake([0, 0, 0, 5 * MS, 5 * MS])
+    assert tr.flushes == 2
+
+
+def test_pacer_shares_by_stride():
+    t = list(range(0, 10 * MS, MS))
+    _, tr, rows = run_fake(t, first=1, stride=3)
+    assert [e for e, _, _ in tr.sent] == [1, 4, 7]
+    assert sorted(rows["event"].tolist()) == [1, 4, 7]
+
+
+def test_pacer_polls_inflight_while_waiting():
+    _, tr, rows = run_fake([0, 100 * MS], hold=True)
+    assert [e for e, _, _ in tr.sent] == [0, 1]
+    # the first request completed while the pacer waited for the second
+    assert rows["done_ns"][0] < 1100 * MS
+    assert len(rows) == 2
+
+
+def test_pacer_records_overload_instead_of_queueing():
+    pacer, tr, rows = run_fake([0, 0, 0, 0], hold=True, max_inflight=2)
+    assert [e for e, _, _ in tr.sent] == [0, 1]
+    over = rows[rows["error"] == ErrorKind.OVERLOAD]
+    assert sorted(over["event"].tolist()) == [2, 3]
+    assert (over["sent_ns"] == 0).all()
+    assert pacer.overloaded == 2 and len(rows) == 4
+
+
+def test_pacer_stop_records_every_unsent_event():
+    ring, rows = make_ring()
+    control = control_block(1000 * MS)
+    control[_pacer.CONTROL_STOP] = _pacer.STOP_DRAIN
+    tr = FakeClockTransport(ring)
+    pacer = _pacer.Pacer(np.arange(5, dtype=np.int64) * MS, 0, 1, control, 50 * US, 1 << 30, True, 0)
+    tr.pacer = pacer
+    pacer.run(tr, MS)
+    got = rows[:ring.write_idx]
+    assert tr.sent == []
+    assert sorted(got["event"].tolist()) == [0, 1, 2, 3, 4]
+    assert (got["error"] == ErrorKind.NOT_SENT).all()
+
+
+def test_ring_waits_for_the_reader_instead_of_overwriting():
+    import threading
+    ring, rows = make_ring(capacity=4)
+    tr = _pacer.NullTransport(ring)
+    start = _pacer.now_ns() + 5 * MS
+    pacer = _pacer.Pacer(np.zeros(10, np.int64), 0, 1, control_block(start), 0, 1 << 30)
+    seen = []
+
+    def reader():
+        read = 0
+        while read < 10:
+            w = ring.write_idx
+            for i in range(read, w):
+                seen.append(int(rows[i % 4]["event"]))
+            read = w
+            ring.advance_read(read)
+
+    th = threading.Thread(target=reader)
+    th.start()
+    pacer.run(tr, MS)
+    th.join(10)
+    assert seen == list(range(10))
+    assert ring.full_waits >= 1
+
+
+def test_pacer_real_clock_null_transport():
+    """The real loop on the real clock: every event sent, never early, mostly on time.
+    (Timing figures belong to bench/; the margin here is wide on purpose.)"""
+    n = 2000
+    ring, rows = make_ring(capacity=1 << 12)
+    start = _pacer.now_ns() + 20 * MS
+    t = (np.arange(n, dtype=np.int64) * 100 * US)    # 10k req/s for 0.2 s
+    pacer = _pacer.Pacer(t, 0, 1, control_block(start), 50 * US, 1 << 30)
+    pacer.run(_pacer.NullTransport(ring), MS)
+    got = rows[:ring.write_idx]
+    assert len(got) == n
+    lag = got["sent_ns"] - got["scheduled_ns"]
+    assert (lag >= 0).all()
+    assert np.median(lag) < 1 * MS
+    assert (got["scheduled_ns"] == start + t).all()
