@@ -213,24 +213,31 @@ def write_outputs(opts: AzureGenOptions, load: GeneratedLoad) -> list[Path]:
 
 def gen_azure_command(opts: AzureGenOptions) -> int:
     t0 = time.perf_counter()
+    config = None
+    if opts.deploy or opts.dry_run:
+        from replayer.generate.deploy import load_config
+        config = load_config(opts.config_proxy)   # a bad config fails before anything is written
     load = generate(opts)
+    plan = None
+    if config is not None:
+        from replayer.generate.deploy import plan_deployment
+        proxies = [load.profiles.names[int(p)] for p in load.mapping.proxy]
+        yaml = dict(zip(load.profiles.names, load.profiles.yaml))
+        plan = plan_deployment(load.endpoints, proxies, yaml, config, opts.config_proxy, opts.build)
     written = write_outputs(opts, load)
     sched = load.schedule
     unit = "minute" if opts.minute else "second"
     n_units = load.trace.n_units
     if load.sample_report is not None:
         print(load.sample_report.describe())
-    print(f"{len(sched)} requests from {len(load.trace)} functions over {n_units} {unit}s "
+    print(f"{len(sched)} requests from {len(load.trace)} functions over {n_units} {unit}"
+          f"{'s' if n_units != 1 else ''} "
           f"({opts.iat_distribution}, seed {load.seed}), {len(load.proxy_names)} proxies "
           f"({load.mapping.method}, mean distance {float(np.mean(load.mapping.distance)):.3f}), "
           f"{len(sched.targets)} endpoints; wrote {', '.join(map(str, written))} "
           f"in {time.perf_counter() - t0:.2f}s")
-    if opts.deploy or opts.dry_run:
-        from replayer.generate.deploy import load_config, plan_deployment, run_plan
-        config = load_config(opts.config_proxy)
-        proxies = [load.profiles.names[int(p)] for p in load.mapping.proxy]
-        yaml = dict(zip(load.profiles.names, load.profiles.yaml))
-        plan = plan_deployment(load.endpoints, proxies, yaml, config, opts.config_proxy, opts.build)
+    if plan is not None:
+        from replayer.generate.deploy import run_plan
         print(f"deploying {len(plan.services)} proxy service(s): {len(plan.steps)} command(s)"
               + (" (dry run: printing only)" if opts.dry_run else ""), flush=True)
         run_plan(plan, dry_run=opts.dry_run)

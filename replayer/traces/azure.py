@@ -110,6 +110,19 @@ def _one_line(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def _ragged_line(path: Path) -> tuple[int, int]:
+    """(line, fields) of the first row whose field count differs from the header's (error path
+    only: pyarrow does not say which line)."""
+    import csv
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.reader(f)
+        width = len(next(reader, []))
+        for row in reader:
+            if row and len(row) != width:
+                return reader.line_num, len(row)
+    return 0, 0
+
+
 def _read_csv(path: Path, string_columns: tuple[str, ...]) -> pa.Table:
     if not path.is_file():
         raise InputError(f"{path}: no such file; a trace directory holds invocations.csv, "
@@ -128,8 +141,10 @@ def _read_csv(path: Path, string_columns: tuple[str, ...]) -> pa.Table:
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         msg = str(exc)
         if "Expected" in msg and "columns" in msg:
-            raise InputError(f"{path}: a row has the wrong number of fields ({_one_line(msg)}); "
-                             "every row needs one value per header column") from None
+            line, got = _ragged_line(path)
+            where = f"line {line}: {got} fields" if line else _one_line(msg)
+            raise InputError(f"{path}: {where}, but the header has {len(header)} columns; every "
+                             "row needs one value per header column") from None
         raise InputError(f"{path}: not a readable CSV file ({_one_line(msg)})") from None
 
 
@@ -169,12 +184,12 @@ def _numbers(path: Path, table: pa.Table, name: str, what: str, integral: bool,
         bad = np.flatnonzero(~np.isfinite(arr))
         if bad.size:
             i = int(bad[0])
-            raise InputError(f"{where(i)}: {arr[i]!r} is not {what}")
+            raise InputError(f"{where(i)}: {float(arr[i])!r} is not {what}")
         if integral:
             frac = np.flatnonzero(arr != np.floor(arr))
             if frac.size:
                 i = int(frac[0])
-                raise InputError(f"{where(i)}: {arr[i]!r} is not {what}")
+                raise InputError(f"{where(i)}: {float(arr[i])!r} is not {what}")
             arr = arr.astype(np.int64)
     elif pa.types.is_null(t):
         raise InputError(f"{where(0)}: empty; expected {what}")
