@@ -51,12 +51,22 @@ ERROR_KINDS = ("ok", "timeout", "connect", "reset", "tls", "protocol", "cancelle
                "overload", "not_sent", "status", "other")
 
 # Control block: one int64 array in shared memory, written by the parent, read by pacers.
-CONTROL_START_NS = 0      # run start, CLOCK_REALTIME ns; 0 until the parent sets it
-CONTROL_STOP = 1          # 0 run, 1 stop scheduling and drain, 2 abort at once
-CONTROL_TIME_SCALE_PPM = 2  # trace time multiplier in millionths (1_000_000 = as recorded)
-CONTROL_SIZE = 8
-STOP_DRAIN = 1
-STOP_ABORT = 2
+# C constants for the loop (a Python global there would be a dict lookup per iteration),
+# exported under the same names without the C_ prefix.
+cdef enum:
+    C_START_NS = 0        # run start, CLOCK_REALTIME ns; 0 until the parent sets it
+    C_STOP = 1            # 0 run, 1 stop scheduling and drain, 2 abort at once
+    C_TIME_SCALE_PPM = 2  # trace time multiplier in millionths (1_000_000 = as recorded)
+    C_SIZE = 8
+    C_STOP_DRAIN = 1
+    C_STOP_ABORT = 2
+
+CONTROL_START_NS = C_START_NS
+CONTROL_STOP = C_STOP
+CONTROL_TIME_SCALE_PPM = C_TIME_SCALE_PPM
+CONTROL_SIZE = C_SIZE
+STOP_DRAIN = C_STOP_DRAIN
+STOP_ABORT = C_STOP_ABORT
 
 RECORD_ROW_SIZE = sizeof(RecordRow)
 RING_HEADER_SIZE = sizeof(RingHeader)
@@ -146,9 +156,8 @@ cdef class RecordRing:
     def record(self, long long event, long long scheduled_ns, long long sent_ns,
                long long done_ns, int status, int error, int bytes_out=0, long long bytes_in=0):
         """Python transports call this once per completed request."""
-        with nogil:
-            self.push(event, scheduled_ns, sent_ns, done_ns, status, <signed char>error,
-                      bytes_out, bytes_in)
+        self.push(event, scheduled_ns, sent_ns, done_ns, status, <signed char>error,
+                  bytes_out, bytes_in)
 
 
 cdef class Transport:
@@ -215,7 +224,7 @@ cdef class Pacer:
                  bint fake_clock=False, long long fake_now=0):
         if stride <= 0 or first < 0:
             raise ValueError("stride must be positive and first non-negative")
-        if control.shape[0] < CONTROL_SIZE:
+        if control.shape[0] < C_SIZE:
             raise ValueError("control block too small")
         self.t_ns = t_ns
         self.first = first
@@ -265,17 +274,17 @@ cdef class Pacer:
         Returns when every event of the share has its record in the ring (sent, refused by
         the in-flight bound, or not sent because of a stop).
         """
-        cdef long long start = self.control[CONTROL_START_NS]
+        cdef long long start = self.control[C_START_NS]
         cdef long long i = self.next_index
         cdef long long n = self.n_total
         cdef long long due, now, wait
         cdef long long burst = 0
         cdef RecordRing ring = transport.ring
-        self._time_scale = self.control[CONTROL_TIME_SCALE_PPM] / 1e6
+        self._time_scale = self.control[C_TIME_SCALE_PPM] / 1e6
         if start <= 0:
             raise ValueError("control block has no start time")
         while i < n:
-            if load_acquire(&self.control[CONTROL_STOP]) != 0:
+            if load_acquire(&self.control[C_STOP]) != 0:
                 break
             due = start + <long long>(self.t_ns[i] * self._time_scale)
             now = self.now()
@@ -297,8 +306,7 @@ cdef class Pacer:
                 now = self.now()
             if transport.inflight >= self.max_inflight:
                 # Open loop: never wait for a slot, say that this one could not go.
-                with nogil:
-                    ring.push(i, due, 0, 0, 0, ERR_OVERLOAD, 0, 0)
+                ring.push(i, due, 0, 0, 0, ERR_OVERLOAD, 0, 0)
                 self.overloaded += 1
             else:
                 transport.submit(i, due, now)   # GIL seam: one call per request
@@ -311,8 +319,7 @@ cdef class Pacer:
         # Stopped early: every event left still gets its record.
         while i < n:
             due = start + <long long>(self.t_ns[i] * self._time_scale)
-            with nogil:
-                ring.push(i, due, 0, 0, 0, ERR_NOT_SENT, 0, 0)
+            ring.push(i, due, 0, 0, 0, ERR_NOT_SENT, 0, 0)
             self.not_sent += 1
             i += self.stride
         self.next_index = i
@@ -322,7 +329,7 @@ cdef class Pacer:
         cdef long long deadline = self.now() + drain_timeout_ns
         cdef long long now
         while transport.inflight > 0:
-            if load_acquire(&self.control[CONTROL_STOP]) == STOP_ABORT:
+            if load_acquire(&self.control[C_STOP]) == C_STOP_ABORT:
                 break
             now = self.now()
             if now >= deadline:

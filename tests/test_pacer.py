@@ -2,6 +2,8 @@
 real loop against the real clock with the null transport."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -161,14 +163,16 @@ def test_ring_waits_for_the_reader_instead_of_overwriting():
 
     def reader():
         read = 0
-        while read < 10:
+        deadline = time.monotonic() + 20
+        while read < 10 and time.monotonic() < deadline:
             w = ring.write_idx
             for i in range(read, w):
                 seen.append(int(rows[i % 4]["event"]))
             read = w
             ring.advance_read(read)
+            time.sleep(0.0005)
 
-    th = threading.Thread(target=reader)
+    th = threading.Thread(target=reader, daemon=True)
     th.start()
     pacer.run(tr, MS)
     th.join(10)
