@@ -45,8 +45,8 @@ class ExportOptions:
     latencies), latf (the vSwarm invoker's rps_lat.csv) or locust (Locust's three CSV files).
     Streams record batches, so any run size exports in bounded memory."""
 
-    run_dir: str = opt(help="run directory (holds records-w*.arrow and run.json)", positional=True,
-                       env=False, metavar="RUN_DIR")
+    run_dir: str | None = opt(None, "run directory (holds records-w*.arrow and run.json)",
+                              positional=True, env=False, metavar="RUN_DIR")
     format: str = opt("csv", "output format", choices=FORMATS, short="f")
     out: str | None = opt(None, "output file (csv, parquet, jsonl, latf) or file prefix (locust); "
                           "default RUN_DIR/records.csv, records.parquet, records.jsonl, rps_lat.csv, "

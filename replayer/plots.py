@@ -221,9 +221,9 @@ def errors_over_time(t_s, error_codes, error_names, width, nbins) -> bytes:
     return _png(fig)
 
 
-def make_all(cols, summary: dict, include_warmup: bool = False) -> dict[str, bytes]:
-    """Every picture of the report, keyed by file stem. `cols` is a report.Columns."""
-    c = cols if include_warmup else cols.subset(cols.measure)
+def make_all(c, summary: dict) -> dict[str, bytes]:
+    """Every picture of the report, keyed by file stem. `c` is a report.Columns holding the
+    requests to draw (warm-up already left out, or not)."""
     origin = summary["start_ns"]
     if c.n:
         t_end = max(int(c.scheduled.max()), int(c.done[c.has_done].max()) if c.has_done.any() else 0)

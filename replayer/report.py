@@ -5,7 +5,8 @@ status and error kind, intended vs achieved rate, send lag and latency percentil
 attainment, and the fidelity check). format_summary() prints it as a compact table; the
 report command also writes summary.json, PNG plots, one self-contained HTML page and
 HdrHistogram logs. Percentiles are exact, nearest rank (see replayer.stats); the report
-loads the columns it needs (about 50 bytes per record), export streams instead.
+loads the columns it needs (peak about 200 bytes per measured record: 10M records in 2 GB),
+export streams instead.
 
 Definitions (also written into summary.json):
   lag                sent - scheduled, for requests that were sent
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from replayer import stats
 from replayer.errors import InputError
@@ -52,8 +54,8 @@ class ReportOptions:
     plots, a self-contained report.html and HdrHistogram logs (latency.hlog,
     latency-intended.hlog). Warm-up requests are left out unless --include-warmup."""
 
-    run_dir: str = opt(help="run directory (holds records-w*.arrow and run.json)", positional=True,
-                       env=False, metavar="RUN_DIR")
+    run_dir: str | None = opt(None, "run directory (holds records-w*.arrow and run.json)",
+                              positional=True, env=False, metavar="RUN_DIR")
     out: str | None = opt(None, "report directory (default RUN_DIR/report)", short="o", metavar="DIR")
     include_warmup: bool = opt(False, "count warm-up requests too")
     no_plots: bool = opt(False, "skip the PNG plots and the HTML report", action="store_true")
@@ -70,9 +72,10 @@ class CompareOptions:
     """Compare two runs side by side: the report's numbers for A and B and the ratio B/A, for
     regression tracking across runs."""
 
-    run_a: str = opt(help="baseline run directory", positional=True, env=False, metavar="RUN_A")
-    run_b: str = opt(help="run directory compared with the baseline", positional=True, env=False,
-                     metavar="RUN_B")
+    run_a: str | None = opt(None, "baseline run directory", positional=True, env=False,
+                            metavar="RUN_A")
+    run_b: str | None = opt(None, "run directory compared with the baseline", positional=True,
+                            env=False, metavar="RUN_B")
     include_warmup: bool = opt(False, "count warm-up requests too")
     json: bool = opt(False, "print the comparison as JSON", action="store_true")
 
@@ -90,13 +93,13 @@ def _codes(col) -> tuple[np.ndarray, list[str]]:
     if not chunks:
         return np.zeros(0, np.int32), []
     names = chunks[0].dictionary.to_pylist()
-    codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
+    codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int16)
                             for c in chunks])
     return codes, names
 
 
-def _ints(col, fill=0) -> np.ndarray:
-    return col.fill_null(fill).to_numpy(zero_copy_only=False).astype(np.int64)
+def _ints(col, fill=0, dtype=np.int64) -> np.ndarray:
+    return col.fill_null(fill).to_numpy(zero_copy_only=False).astype(dtype, copy=False)
 
 
 def _valid(col) -> np.ndarray:
@@ -111,15 +114,15 @@ class Columns:
         self.target, self.targets = _codes(table.column("target"))
         self.phase, phases = _codes(table.column("phase"))
         self.error, self.errors = _codes(table.column("error"))
-        self.cls = _ints(table.column("cls"), -1)
-        self.worker = (_ints(table.column("worker")) if "worker" in table.column_names
-                       else np.zeros(self.n, np.int64))
+        self.cls = _ints(table.column("cls"), -1, np.int16)
+        self.worker = (_ints(table.column("worker"), 0, np.int16) if "worker" in table.column_names
+                       else np.zeros(self.n, np.int16))
         self.scheduled = _ints(table.column("scheduled_ns"))
         self.sent = _ints(table.column("sent_ns"))
         self.done = _ints(table.column("done_ns"))
         self.has_sent = _valid(table.column("sent_ns"))
         self.has_done = _valid(table.column("done_ns"))
-        self.status = _ints(table.column("status"))
+        self.status = _ints(table.column("status"), 0, np.int32)
         measure = phases.index("measure") if "measure" in phases else -2
         self.measure = self.phase == measure
         ok = self.errors.index("ok") if "ok" in self.errors else -2
@@ -145,14 +148,20 @@ class Columns:
         return (self.done - self.scheduled)[self.ok]
 
 
-def load_records(run_dir) -> tuple[pa.Table, list[str]]:
-    """The columns the report needs, from every worker stream; damaged ends are reported in
-    problems and the readable records are kept."""
+def load_records(run_dir, include_warmup: bool = True) -> tuple[pa.Table, list[str], int]:
+    """The columns the report needs, from every worker stream (warm-up rows dropped batch by
+    batch unless include_warmup); damaged ends are reported in problems and the readable
+    records are kept. Also returns how many records were read in all."""
     problems: list[str] = []
-    batches = list(iter_batches(run_dir, NEEDED_COLUMNS, problems))
-    if not batches:
+    batches, total = [], 0
+    for batch in iter_batches(run_dir, NEEDED_COLUMNS, problems):
+        total += batch.num_rows
+        if not include_warmup:
+            batch = batch.filter(pc.equal(batch.column("phase").cast(pa.string()), "measure"))
+        batches.append(batch)
+    if not total:
         raise InputError(f"{run_dir}: no readable records ({'; '.join(problems) or 'all streams empty'})")
-    return pa.Table.from_batches(batches), problems
+    return pa.Table.from_batches(batches, schema=batches[0].schema), problems, total
 
 
 # ---------------------------------------------------------------- summary
@@ -240,13 +249,17 @@ def fidelity(c: Columns, meta: dict, origin_ns: int, total_records: int) -> dict
 
 def summarize(table: pa.Table, run_meta: dict, include_warmup: bool = False) -> dict:
     """Summary of a run's records (see the module doc for every definition)."""
-    cols = table if isinstance(table, Columns) else Columns(table)
-    run_meta = run_meta or {}
-    total_records = cols.n
+    cols = Columns(table)
     c = cols if include_warmup else cols.subset(cols.measure)
+    return summarize_columns(c, run_meta, cols.n, include_warmup)
+
+
+def summarize_columns(c: Columns, run_meta: dict, total_records: int, include_warmup: bool) -> dict:
+    """summarize() on columns already restricted to the requests to count."""
+    run_meta = run_meta or {}
     origin = run_meta.get("start_ns")
     if not isinstance(origin, int):
-        origin = int(cols.scheduled.min()) if cols.n else 0
+        origin = int(c.scheduled.min()) if c.n else 0
     classes = class_table(run_meta)
     summary = {
         "records": total_records,
@@ -260,7 +273,7 @@ def summarize(table: pa.Table, run_meta: dict, include_warmup: bool = False) -> 
         "classes": {},
         "fidelity": fidelity(c, run_meta, origin, total_records),
     }
-    for t, name in enumerate(cols.targets):
+    for t, name in enumerate(c.targets):
         mask = c.target == t
         if mask.any():
             summary["targets"][name] = _group(c.subset(mask))
@@ -363,21 +376,19 @@ def _jsonable(obj):
 def build_report(run_dir, include_warmup: bool = False) -> tuple[dict, Columns, dict]:
     run_dir = Path(run_dir)
     meta = load_meta(run_dir)
-    table, problems = load_records(run_dir)
+    table, problems, total = load_records(run_dir, include_warmup)
     cols = Columns(table)
     del table
-    summary = summarize(cols, meta, include_warmup)
+    summary = summarize_columns(cols, meta, total, include_warmup)
     summary["run_dir"] = str(run_dir)
     summary["problems"] = problems
     return _jsonable(summary), cols, meta
 
 
-def write_hdr_logs(cols: Columns, summary: dict, out_dir: Path, interval_s: float,
-                   include_warmup: bool) -> list[Path]:
+def write_hdr_logs(c: Columns, summary: dict, out_dir: Path, interval_s: float) -> list[Path]:
     """latency.hlog (from actual send) and latency-intended.hlog: one untagged interval
     histogram per interval of completion time, and one tagged with each endpoint."""
     from replayer import hdr
-    c = cols if include_warmup else cols.subset(cols.measure)
     origin = summary["start_ns"]
     step = int(interval_s * 1e9)
     done = c.done[c.ok]
@@ -403,7 +414,7 @@ def write_hdr_logs(cols: Columns, summary: dict, out_dir: Path, interval_s: floa
                     log.write_values(start_s, interval_s, values[lo:hi])
                     for t in np.unique(target[lo:hi]).tolist():
                         sel = target[lo:hi] == t
-                        log.write_values(start_s, interval_s, values[lo:hi][sel], tag=cols.targets[t])
+                        log.write_values(start_s, interval_s, values[lo:hi][sel], tag=c.targets[t])
         paths.append(path)
     return paths
 
@@ -417,10 +428,10 @@ def report_command(options: ReportOptions) -> int:
     except OSError as exc:
         raise InputError(f"{out_dir}: cannot create the report directory ({exc.strerror}); "
                          "choose another with --out") from None
-    written = write_hdr_logs(cols, summary, out_dir, options.hdr_interval, options.include_warmup)
+    written = write_hdr_logs(cols, summary, out_dir, options.hdr_interval)
     if not options.no_plots:
         from replayer import html_report, plots
-        images = plots.make_all(cols, summary, include_warmup=options.include_warmup)
+        images = plots.make_all(cols, summary)
         for name, png in images.items():
             (out_dir / f"{name}.png").write_bytes(png)
             written.append(out_dir / f"{name}.png")
