@@ -119,3 +119,15 @@ def test_metadata_written(tmp_path):
     assert json.loads(meta[b"replayer.classes"]) == ["f0", "f1", "f2", "f3"]
     schema = pq.read_schema(path)
     assert schema.field("t_ns").type == pa.int64() and schema.field("cls").type == pa.int16()
+
+
+def test_writer_in_pieces(tmp_path):
+    path = tmp_path / "pieces.parquet"
+    with columnar.ScheduleWriter(path, ["a", "b"], NS_PER_S, functions=["f", "g", "h"]) as w:
+        w.write(np.array([1, 2, 3]), np.array([0, 1, 0]), function=np.array([0, 1, 2]))
+        w.write(np.array([3, 9]), np.array([1, 1]), function=np.array([2, 2]))
+        with pytest.raises(ValueError):
+            w.write(np.array([4]), np.array([0]), function=np.array([0]))
+    s = columnar.read_schedule(path)
+    assert s.t_ns.tolist() == [1, 2, 3, 3, 9] and w.rows == 5 and s.unit_ns == NS_PER_S
+    assert columnar.read_columns(path, ["function"]).column("function").to_pylist() == list("fghhh")

@@ -39,6 +39,22 @@ def gen(out: Path, *args, trace=SAMPLE):
     return r
 
 
+def gen_together(*jobs):
+    """Several `gen azure` processes side by side (start-up dominates their time): each job
+    is (output path, *args)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-m", "replayer", "gen", "azure", "-t", str(SAMPLE),
+                               "-p", str(PROFILE), "-o", str(out), *map(str, args)], cwd=ROOT,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for out, *args in jobs]
+    results = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=120)
+        assert p.returncode == 0, stderr
+        results.append(stdout)
+    return results
+
+
 def counts_of(t_ns, func, n_funcs, n_units, unit_ns):
     c = np.zeros((n_funcs, n_units), dtype=np.int64)
     np.add.at(c, (func, t_ns // unit_ns), 1)
@@ -93,7 +109,9 @@ def test_mapping_is_the_closest_proxy(trace, full_load):
 
 def test_unique_mapping_when_possible_and_fallback_when_not(tmp_path, trace):
     # 250 functions, 191 proxies: one-to-one is impossible, vSwarm falls back to closest.
-    r = gen(tmp_path / "a.json", "-u", "true", "--seed", 1, "-d", 2, "-w", 0)
+    r = replayer("gen", "azure", "-t", SAMPLE, "-p", PROFILE, "-o", tmp_path / "a.json",
+                 "-u", "true", "--seed", 1, "-d", 2, "-w", 0)
+    assert r.returncode == 0, r.stderr
     assert "one-to-one mapping impossible: 250 trace functions but 191 proxies" in r.stderr
     rows = list(csv.DictReader(open(tmp_path / "a.mapping.csv")))
     assert {x["method"] for x in rows} == {"closest"}
@@ -115,9 +133,8 @@ def test_unique_mapping_when_possible_and_fallback_when_not(tmp_path, trace):
 
 def test_same_seed_same_bytes(tmp_path):
     args = ("-i", "exponential", "-d", 5, "--sample", 60)
-    gen(tmp_path / "a.json", "--seed", 11, *args)
-    gen(tmp_path / "b.json", "--seed", 11, *args)
-    gen(tmp_path / "c.json", "--seed", 12, *args)
+    gen_together((tmp_path / "a.json", "--seed", 11, *args), (tmp_path / "b.json", "--seed", 11, *args),
+                 (tmp_path / "c.json", "--seed", 12, *args))
     for ext in (".json", ".parquet", ".mapping.csv"):
         a, b = (tmp_path / f"a{ext}").read_bytes(), (tmp_path / f"b{ext}").read_bytes()
         assert a == b, ext
@@ -136,10 +153,14 @@ def test_start_minute_duration_and_seconds(tmp_path, trace):
     assert len(j) == 5 and all(max(u["timestamp"], default=0) < 1_000_000 for u in j)
 
 
-def test_columnar_only_output(tmp_path):
-    r = gen(tmp_path / "only.parquet", "--seed", 1, "-d", 1, "-w", 0)
+def test_columnar_only_output_is_streamed_with_the_same_requests(tmp_path):
+    out, _ = gen_together((tmp_path / "only.parquet", "--seed", 1, "-d", 3, "-w", 0, "-i", "exponential"),
+                          (tmp_path / "both.json", "--seed", 1, "-d", 3, "-w", 0, "-i", "exponential"))
     assert not (tmp_path / "only.json").exists() and (tmp_path / "only.mapping.csv").exists()
-    assert "only.parquet" in r.stdout
+    assert "only.parquet" in out
+    a = columnar.read_columns(tmp_path / "only.parquet", ["t_ns", "endpoint", "cls", "function", "proxy"])
+    b = columnar.read_columns(tmp_path / "both.parquet", ["t_ns", "endpoint", "cls", "function", "proxy"])
+    assert a.equals(b)
 
 
 # ---- arrivals inside a unit ----------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from replayer.errors import InputError
-from replayer.generate.arrivals import DISTRIBUTIONS, generate_arrivals
+from replayer.generate.arrivals import DISTRIBUTIONS, iter_arrivals
 from replayer.generate.mapping import load_profiles, map_functions, write_mapping_csv
 from replayer.options import opt
 from replayer.schedule import MINUTE_NS, NS_PER_S, Schedule
@@ -115,17 +115,41 @@ class AzureGenOptions:
 
 @dataclass
 class GeneratedLoad:
-    schedule: Schedule
-    function: np.ndarray        # int32 per request: row of the (sampled) trace
-    proxy: np.ndarray           # int32 per request: index into proxy_names
-    function_ids: list[str]
-    proxy_names: list[str]
-    trace: object               # the AzureTrace that was replayed (window, sample applied)
+    """A mapped trace, ready to become requests (arrivals are drawn when written)."""
+    trace: object               # the AzureTrace that is replayed (window, sample applied)
     profiles: object
     mapping: object
     endpoints: list[str]        # per function
+    targets: list[str]          # distinct endpoints: the schedule's target table
+    func_target: np.ndarray     # int32 per function: index into targets
+    proxy_names: list[str]      # proxies in use
+    func_proxy: np.ndarray      # int32 per function: index into proxy_names
     sample_report: object | None
     seed: int
+    arrival_seed: np.random.SeedSequence
+    unit_ns: int
+    distribution: str
+
+    @property
+    def cls_fits(self) -> bool:
+        """cls is int16: it holds the function row when the trace has few enough functions."""
+        return len(self.trace) <= np.iinfo(np.int16).max
+
+    def arrival_chunks(self):
+        """(t_ns, function row) pieces in time order; the same for the same seed."""
+        rng = np.random.Generator(np.random.PCG64(self.arrival_seed))
+        return iter_arrivals(self.trace.counts, self.unit_ns, self.distribution, rng)
+
+    def schedule(self) -> tuple[Schedule, np.ndarray]:
+        """The whole schedule in memory, and the function row of each request."""
+        parts = list(self.arrival_chunks())
+        t_ns = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.int64)
+        func = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, np.int32)
+        sched = Schedule(t_ns=t_ns, target=self.func_target[func], targets=self.targets,
+                         cls=func.astype(np.int16) if self.cls_fits else None,
+                         classes=list(self.trace.ids) if self.cls_fits else [],
+                         unit_ns=self.unit_ns, source=str(self.trace.source))
+        return sched, func
 
 
 def _log(opts: AzureGenOptions, msg: str) -> None:
@@ -133,8 +157,8 @@ def _log(opts: AzureGenOptions, msg: str) -> None:
         print(f"replayer: debug: {msg}", file=sys.stderr, flush=True)
 
 
-def generate(opts: AzureGenOptions) -> GeneratedLoad:
-    """Everything but writing: the schedule and its function/proxy columns."""
+def prepare(opts: AzureGenOptions) -> GeneratedLoad:
+    """Decode, window, sample and map: everything but drawing the arrivals."""
     from replayer.generate.sampling import sample_functions
     from replayer.traces.azure import read_trace
 
@@ -169,26 +193,18 @@ def generate(opts: AzureGenOptions) -> GeneratedLoad:
                        f"(distance {mapping.distance[i]:.4f}, {mapping.method})")
     targets: dict[str, int] = {}
     func_target = np.array([targets.setdefault(e, len(targets)) for e in endpoints], dtype=np.int32)
-    t1 = time.perf_counter()
-    t_ns, func = generate_arrivals(trace.counts, opts.unit_ns, opts.iat_distribution,
-                                   np.random.Generator(np.random.PCG64(ss_arrivals)))
-    _log(opts, f"arrivals: {t_ns.size} requests in {time.perf_counter() - t1:.3f}s")
-    # cls is int16: the function row when the trace has few enough functions to fit.
-    fits = len(trace) <= np.iinfo(np.int16).max
-    schedule = Schedule(t_ns=t_ns, target=func_target[func], targets=list(targets),
-                        cls=func.astype(np.int16) if fits else None,
-                        classes=list(trace.ids) if fits else [], unit_ns=opts.unit_ns,
-                        source=str(opts.trace))
     used = np.unique(mapping.proxy)
-    proxy_names = [profiles.names[int(p)] for p in used]
-    proxy_of_func = np.searchsorted(used, mapping.proxy).astype(np.int32)
-    return GeneratedLoad(schedule=schedule, function=func, proxy=proxy_of_func[func],
-                         function_ids=list(trace.ids), proxy_names=proxy_names, trace=trace,
-                         profiles=profiles, mapping=mapping, endpoints=endpoints,
-                         sample_report=report, seed=seed)
+    return GeneratedLoad(trace=trace, profiles=profiles, mapping=mapping, endpoints=endpoints,
+                         targets=list(targets), func_target=func_target,
+                         proxy_names=[profiles.names[int(p)] for p in used],
+                         func_proxy=np.searchsorted(used, mapping.proxy).astype(np.int32),
+                         sample_report=report, seed=seed, arrival_seed=ss_arrivals,
+                         unit_ns=opts.unit_ns, distribution=opts.iat_distribution)
 
 
-def write_outputs(opts: AzureGenOptions, load: GeneratedLoad) -> list[Path]:
+def write_outputs(opts: AzureGenOptions, load: GeneratedLoad) -> tuple[list[Path], int]:
+    """Write the load; returns (paths written, requests). A columnar-only output is written
+    piece by piece, so its size is bounded by the disk, not by memory."""
     from replayer.traces import columnar, vswarm
 
     json_path, columnar_path, mapping_path = opts.output_paths()
@@ -196,19 +212,31 @@ def write_outputs(opts: AzureGenOptions, load: GeneratedLoad) -> list[Path]:
     for p in (json_path, columnar_path, mapping_path):
         if p is not None and p.parent and not p.parent.is_dir():
             raise InputError(f"{p}: directory {p.parent} does not exist; create it or change -o")
+    t0 = time.perf_counter()
     try:
         if json_path is not None:
-            vswarm.write_load_json(load.schedule, json_path)
+            sched, func = load.schedule()
+            vswarm.write_load_json(sched, json_path)
             written.append(json_path)
-        columnar.write_schedule(load.schedule, columnar_path,
-                                function=(load.function, load.function_ids),
-                                proxy=(load.proxy, load.proxy_names))
+            columnar.write_schedule(sched, columnar_path, function=(func, list(load.trace.ids)),
+                                    proxy=(load.func_proxy[func], load.proxy_names))
+            rows = len(sched)
+        else:
+            with columnar.ScheduleWriter(columnar_path, load.targets, load.unit_ns,
+                                         classes=list(load.trace.ids) if load.cls_fits else [],
+                                         with_cls=load.cls_fits, functions=list(load.trace.ids),
+                                         proxies=load.proxy_names) as w:
+                for t_ns, func in load.arrival_chunks():
+                    w.write(t_ns, load.func_target[func], func.astype(np.int16) if load.cls_fits else None,
+                            func, load.func_proxy[func])
+            rows = w.rows
         written.append(columnar_path)
         write_mapping_csv(mapping_path, load.trace, load.profiles, load.mapping, load.endpoints)
         written.append(mapping_path)
     except OSError as exc:
         raise InputError(f"{exc.filename or opts.output}: cannot write ({exc.strerror}); check -o") from None
-    return written
+    _log(opts, f"arrivals and files: {rows} requests in {time.perf_counter() - t0:.3f}s")
+    return written, rows
 
 
 def gen_azure_command(opts: AzureGenOptions) -> int:
@@ -217,24 +245,23 @@ def gen_azure_command(opts: AzureGenOptions) -> int:
     if opts.deploy or opts.dry_run:
         from replayer.generate.deploy import load_config
         config = load_config(opts.config_proxy)   # a bad config fails before anything is written
-    load = generate(opts)
+    load = prepare(opts)
     plan = None
     if config is not None:
         from replayer.generate.deploy import plan_deployment
         proxies = [load.profiles.names[int(p)] for p in load.mapping.proxy]
         yaml = dict(zip(load.profiles.names, load.profiles.yaml))
         plan = plan_deployment(load.endpoints, proxies, yaml, config, opts.config_proxy, opts.build)
-    written = write_outputs(opts, load)
-    sched = load.schedule
+    written, rows = write_outputs(opts, load)
     unit = "minute" if opts.minute else "second"
     n_units = load.trace.n_units
     if load.sample_report is not None:
         print(load.sample_report.describe())
-    print(f"{len(sched)} requests from {len(load.trace)} functions over {n_units} {unit}"
+    print(f"{rows} requests from {len(load.trace)} functions over {n_units} {unit}"
           f"{'s' if n_units != 1 else ''} "
           f"({opts.iat_distribution}, seed {load.seed}), {len(load.proxy_names)} proxies "
           f"({load.mapping.method}, mean distance {float(np.mean(load.mapping.distance)):.3f}), "
-          f"{len(sched.targets)} endpoints; wrote {', '.join(map(str, written))} "
+          f"{len(load.targets)} endpoints; wrote {', '.join(map(str, written))} "
           f"in {time.perf_counter() - t0:.2f}s")
     if plan is not None:
         from replayer.generate.deploy import run_plan

@@ -32,49 +32,101 @@ META_CLASSES = b"replayer.classes"
 META_FORMAT = b"replayer.format"
 
 
-def _dict_column(indices: np.ndarray, names: list[str]) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(indices, dtype=np.int32)),
-                                          pa.array(names, pa.string()))
+def _metadata(unit_ns: int, classes: list[str]) -> dict[bytes, bytes]:
+    meta = {META_UNIT: str(int(unit_ns)).encode(), META_FORMAT: FORMAT_VERSION.encode()}
+    if classes:
+        meta[META_CLASSES] = json.dumps(list(classes)).encode()
+    return meta
 
 
-def schedule_table(schedule: Schedule, function: tuple[np.ndarray, list[str]] | None = None,
-                   proxy: tuple[np.ndarray, list[str]] | None = None) -> pa.Table:
-    """The schedule as an Arrow table; function/proxy are (int32 indices, names)."""
-    cols = {"t_ns": pa.array(schedule.t_ns, pa.int64()),
-            "endpoint": _dict_column(schedule.target, list(schedule.targets))}
-    if schedule.cls is not None:
-        cols["cls"] = pa.array(schedule.cls, pa.int16())
-    if function is not None:
-        cols["function"] = _dict_column(*function)
-    if proxy is not None:
-        cols["proxy"] = _dict_column(*proxy)
-    meta = {META_UNIT: str(int(schedule.unit_ns)).encode(), META_FORMAT: FORMAT_VERSION.encode()}
-    if schedule.classes:
-        meta[META_CLASSES] = json.dumps(list(schedule.classes)).encode()
-    return pa.table(cols).replace_schema_metadata(meta)
+class ScheduleWriter:
+    """Writes a schedule in time-ordered pieces, so a load of hundreds of millions of requests
+    never has to sit in memory whole. Name tables (endpoints, functions, proxies) are fixed
+    up front; each piece gives int32 indices into them."""
+
+    def __init__(self, path: Path | str, targets: list[str], unit_ns: int, *,
+                 classes: list[str] | None = None, with_cls: bool = False,
+                 functions: list[str] | None = None, proxies: list[str] | None = None):
+        self.path = Path(path)
+        self.suffix = self.path.suffix.lower()
+        if self.suffix not in (".parquet", ".arrow", ".feather"):
+            raise InputError(f"{self.path}: unknown schedule format {self.suffix!r}; use .parquet, "
+                             ".arrow or .feather")
+        self._dicts = {"endpoint": pa.array(list(targets), pa.string())}
+        fields = [pa.field("t_ns", pa.int64()),
+                  pa.field("endpoint", pa.dictionary(pa.int32(), pa.string()))]
+        if with_cls:
+            fields.append(pa.field("cls", pa.int16()))
+        for name, names in (("function", functions), ("proxy", proxies)):
+            if names is not None:
+                self._dicts[name] = pa.array(list(names), pa.string())
+                fields.append(pa.field(name, pa.dictionary(pa.int32(), pa.string())))
+        self.schema = pa.schema(fields, metadata=_metadata(unit_ns, classes or []))
+        self.rows = 0
+        self._last_t = None
+        if self.suffix == ".parquet":
+            # Fixed options (no statistics, one compression) keep identical schedules' bytes identical.
+            self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd",
+                                            use_dictionary=["endpoint", "function", "proxy"],
+                                            write_statistics=False)
+        else:
+            self._sink = pa.OSFile(str(self.path), "wb")
+            self._writer = pa.ipc.new_file(self._sink, self.schema)
+
+    def write(self, t_ns: np.ndarray, target: np.ndarray, cls: np.ndarray | None = None,
+              function: np.ndarray | None = None, proxy: np.ndarray | None = None) -> None:
+        t_ns = np.asarray(t_ns, dtype=np.int64)
+        if t_ns.size == 0:
+            return
+        if (self._last_t is not None and t_ns[0] < self._last_t) or np.any(t_ns[1:] < t_ns[:-1]):
+            raise ValueError("ScheduleWriter.write: pieces must come sorted by time")
+        self._last_t = int(t_ns[-1])
+        cols = [pa.array(t_ns, pa.int64()), self._dict("endpoint", target)]
+        if "cls" in self.schema.names:
+            cols.append(pa.array(np.asarray(cls, dtype=np.int16), pa.int16()))
+        for name, idx in (("function", function), ("proxy", proxy)):
+            if name in self.schema.names:
+                cols.append(self._dict(name, idx))
+        batch = pa.record_batch(cols, schema=self.schema)
+        for start in range(0, batch.num_rows, ROW_GROUP):
+            piece = batch.slice(start, ROW_GROUP)
+            if self.suffix == ".parquet":
+                self._writer.write_batch(piece, row_group_size=ROW_GROUP)
+            else:
+                self._writer.write_batch(piece)
+        self.rows += batch.num_rows
+
+    def _dict(self, name: str, indices) -> pa.DictionaryArray:
+        return pa.DictionaryArray.from_arrays(pa.array(np.asarray(indices, dtype=np.int32)),
+                                              self._dicts[name])
+
+    def close(self) -> None:
+        self._writer.close()
+        if self.suffix != ".parquet":
+            self._sink.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def write_schedule(schedule: Schedule, path: Path | str,
                    function: tuple[np.ndarray, list[str]] | None = None,
                    proxy: tuple[np.ndarray, list[str]] | None = None) -> None:
-    """Write a (sorted) schedule; the format follows the suffix (.parquet, .arrow, .feather)."""
-    path = Path(path)
-    schedule = schedule.sorted() if function is None and proxy is None else schedule
-    if not schedule.is_sorted():
+    """Write a schedule; the format follows the suffix (.parquet, .arrow, .feather).
+    function/proxy: optional (int32 indices per request, names) columns."""
+    if function is None and proxy is None:
+        schedule = schedule.sorted()
+    elif not schedule.is_sorted():
         raise ValueError("write_schedule: sort the schedule (and its function/proxy columns) first")
-    table = schedule_table(schedule, function, proxy)
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        # Fixed options (no statistics timestamps, one writer version) keep the bytes
-        # identical for identical schedules.
-        pq.write_table(table, path, row_group_size=ROW_GROUP, compression="zstd",
-                       use_dictionary=["endpoint", "function", "proxy"], write_statistics=False)
-    elif suffix in (".arrow", ".feather"):
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            for batch in table.to_batches(max_chunksize=ROW_GROUP):
-                writer.write_batch(batch)
-    else:
-        raise InputError(f"{path}: unknown schedule format {suffix!r}; use .parquet, .arrow or .feather")
+    with ScheduleWriter(path, schedule.targets, schedule.unit_ns, classes=schedule.classes,
+                        with_cls=schedule.cls is not None,
+                        functions=None if function is None else function[1],
+                        proxies=None if proxy is None else proxy[1]) as w:
+        w.write(schedule.t_ns, schedule.target, schedule.cls,
+                None if function is None else function[0], None if proxy is None else proxy[0])
 
 
 def _read_table(path: Path) -> pa.Table:
@@ -133,7 +185,11 @@ def _endpoints(path: Path, col: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]
     remap = np.empty(len(names), dtype=np.int32)
     for k, name in enumerate(names):
         remap[k] = table.setdefault(name, len(table))
-    used = np.unique(indices) if indices.size else indices
+    if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= len(names)):
+        row = int(np.flatnonzero((indices < 0) | (indices >= len(names)))[0])
+        raise InputError(f"{path}: column endpoint row {row}: dictionary index outside its "
+                         f"{len(names)} names; the file is damaged")
+    used = np.flatnonzero(np.bincount(indices, minlength=len(names))) if indices.size else indices
     for k in used.tolist():
         if not names[k] or not names[k].strip():
             row = int(np.flatnonzero(indices == k)[0])
