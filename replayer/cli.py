@@ -75,8 +75,9 @@ def add_options(parser: argparse.ArgumentParser, options_cls) -> None:
                    else field.default_factory() if field.default_factory is not dataclasses.MISSING
                    else None)
         help_text = meta["help"]
-        if default not in (None, "", [], False) and "%(default)" not in help_text:
-            help_text += " (default: %(default)s)"
+        if default not in (None, "", [], False):
+            # argparse drops SUPPRESSed defaults before formatting help: write the value in.
+            help_text += f" (default: {str(default).replace('%', '%%')})"
         if meta.get("env"):
             help_text += f" [env {env_name(ENV_PREFIX, field)}]"
         kwargs = dict(help=help_text, default=argparse.SUPPRESS)
@@ -123,7 +124,21 @@ def build_options(options_cls, namespace: argparse.Namespace, environ=None):
         raise InputError(str(exc)) from None
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+def _selected(argv: list[str] | None) -> str | None:
+    """The subcommand argv names (its leading words), so only its options module is imported:
+    `replayer run` must not pay for scipy/matplotlib imports of report or gen."""
+    if argv is None:
+        return None
+    for name, *_ in SUBCOMMANDS:
+        words = name.split()
+        if argv[:len(words)] == words:
+            return name
+    return ""
+
+
+def build_parser(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, dict]:
+    """The parser; with argv, only the subcommand it names gets its options (None: all)."""
+    selected = _selected(argv)
     parser = _Parser(prog="replayer", description="Trace replayer and open-loop load generator.",
                      allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -139,6 +154,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
                 groups[key] = p.add_subparsers(dest=f"command_{i + 1}", metavar="SUBCOMMAND",
                                                parser_class=_Parser)
             target = groups[key]
+        if selected is not None and selected != name:
+            target.add_parser(words[-1], help=help_text, add_help=False)
+            continue
         options_cls = _resolve(options_spec)
         p = target.add_parser(words[-1], help=help_text, description=options_cls.__doc__,
                               allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -149,7 +167,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser, _ = build_parser()
+    parser, _ = build_parser(argv)
     try:
         ns = parser.parse_args(argv)
         if not hasattr(ns, "_handler"):

@@ -34,8 +34,9 @@ class RunOptions:
     latf: str | None = opt(None, "also write the invoker's latency file rps_NAME (µs per line, "
                            "post-warm-up, no header) next to NAME", alias="latf", metavar="NAME")
     dbg: bool = opt(False, "debug logging", alias="dbg")
-    protocol: str = opt("grpc", "transport: grpc (helloworld.Greeter/SayHello, like the invoker) "
-                        "or http (libcurl)", choices=["grpc", "http"])
+    protocol: str = opt("grpc", "transport: grpc (helloworld.Greeter/SayHello, like the invoker), "
+                        "http (libcurl), or null (completes at once: measures the pacer alone)",
+                        choices=["grpc", "http", "null"])
     url_template: str = opt("http://{endpoint}:{port}/", "HTTP URL of a request; {endpoint} and "
                             "{port} are filled in")
     method: str | None = opt(None, "HTTP method (default GET, or POST with a body)")
@@ -65,6 +66,8 @@ class RunOptions:
                              "send every endpoint to it", action="store_true")
     insecure: bool = opt(False, "do not verify TLS certificates", action="store_true")
     flush_ms: int = opt(200, "write records to disk at least this often (ms)")
+    on_worker_failure: str = opt("continue", "when a worker dies: continue with the others, or "
+                                 "stop the run cleanly", choices=["continue", "stop"])
 
     def __post_init__(self):
         if self.workers < 0:

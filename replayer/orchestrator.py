@@ -24,6 +24,7 @@ import numpy as np
 from replayer import __version__, _pacer, shm
 from replayer.config import RunOptions
 from replayer.errors import InputError, RunError
+from replayer.export import export_latf
 from replayer.records import RecordWriter, RingDrain, read_records, records_path
 from replayer.schedule import NS_PER_S, Schedule, worker_shards
 from replayer.summary import format_summary, summarize_records
@@ -36,6 +37,7 @@ from replayer.worker import (ST_CPU_NS, ST_EVENTS, ST_NOT_SENT, ST_OVERLOADED, S
 READY_TIMEOUT_S = 60.0
 START_LEAD_NS = 100_000_000     # start this long after the last worker is ready
 MIN_RING, MAX_RING = 1 << 10, 1 << 18
+SUPERVISE_TICK_S = 0.01
 
 
 class LocalTarget:
@@ -76,6 +78,20 @@ def _ring_capacity(events: int) -> int:
     return cap
 
 
+# Arrow bytes per record on disk (measured: ~58 B of columns plus batch framing), with margin.
+RECORD_DISK_BYTES = 80
+
+
+def _check_disk_space(path: Path, records: int) -> None:
+    st = os.statvfs(path)
+    free = st.f_bavail * st.f_frsize
+    need = records * RECORD_DISK_BYTES + (1 << 20)
+    if free < need:
+        raise InputError(f"--out {path}: about {need / 1e6:.1f} MB needed for {records} records "
+                         f"but {free / 1e6:.1f} MB free; free some space or choose another "
+                         "directory")
+
+
 def _prepare_run_dir(path: Path) -> None:
     if path.exists() and any(path.glob("records-w*.arrow")):
         raise InputError(f"--out {path}: already holds a run's records; choose another directory")
@@ -99,6 +115,7 @@ class Orchestrator:
         self.drains: list[RingDrain] = []
         self.local_target: LocalTarget | None = None
         self.failed_workers: dict[int, str] = {}
+        self.write_error: OSError | None = None
 
     def log(self, msg: str) -> None:
         print(f"replayer: {msg}", file=sys.stderr, flush=True)
@@ -142,6 +159,7 @@ class Orchestrator:
         schedule = self.load()
         run_dir = opts.run_dir()
         _prepare_run_dir(run_dir)
+        _check_disk_space(run_dir, len(range(opts.shard_index, len(schedule), opts.shard_count)))
         self.run_dir = run_dir
         if opts.local_target:
             self.local_target = LocalTarget()
@@ -157,6 +175,7 @@ class Orchestrator:
         opts = self.opts
         n = len(schedule)
         node_events = len(range(opts.shard_index, n, opts.shard_count))
+        self.node_events = node_events
         workers = max(1, min(opts.worker_count(), node_events))
         cpus = sorted(os.sched_getaffinity(0))
         pin = not opts.no_pin and workers <= len(cpus)
@@ -232,7 +251,7 @@ class Orchestrator:
             self._supervise()
         finally:
             self._restore_signals(old_handlers)
-            if self.stop_requests >= 2:
+            if self.stop_requests >= 2 or self.write_error is not None:
                 for p in self.procs:
                     if p.is_alive():
                         p.kill()
@@ -240,7 +259,14 @@ class Orchestrator:
                 p.join(5)
             self._drain_all()
             for w in self.writers:
-                w.close()
+                try:
+                    w.close()
+                except OSError:
+                    pass   # the disk is full: what was written before stays readable
+        if self.write_error is not None:
+            raise RunError(f"run stopped: cannot write records under {self.run_dir} "
+                           f"({self.write_error.strerror or self.write_error}); the records "
+                           "written before are kept", exit_code=4)
         return self._finish(run_info, node_events)
 
     def _write_run_json(self, info: dict) -> None:
@@ -295,9 +321,11 @@ class Orchestrator:
         return start_ns
 
     def _supervise(self) -> None:
-        interval = self.opts.flush_ms / 1000.0
+        """Until every worker has exited: write records at least every --flush-ms, sooner when
+        a ring is a quarter full (so a fast worker never waits for room), and watch workers."""
+        flush_every = self.opts.flush_ms / 1000.0
         progress = sys.stderr.isatty()
-        last_progress = time.monotonic()
+        last_flush = last_progress = time.monotonic()
         while True:
             alive = False
             for k, p in enumerate(self.procs):
@@ -307,21 +335,43 @@ class Orchestrator:
                     why = (f"killed by signal {-p.exitcode}" if p.exitcode < 0
                            else f"exit code {p.exitcode}")
                     self.failed_workers[k] = why
-                    self.log(f"worker {k} (pid {p.pid}) died: {why}; the other workers go on")
-            self._drain_all()
-            if not alive:
+                    if self.opts.on_worker_failure == "stop":
+                        self.log(f"worker {k} (pid {p.pid}) died: {why}; stopping the run")
+                        self.control[_pacer.CONTROL_STOP] = max(
+                            int(self.control[_pacer.CONTROL_STOP]), _pacer.STOP_DRAIN)
+                    else:
+                        self.log(f"worker {k} (pid {p.pid}) died: {why}; the other workers go on")
+            now = time.monotonic()
+            if not alive or now - last_flush >= flush_every:
+                self._drain_all()
+                last_flush = now
+            else:
+                for d in self.drains:
+                    if d.pending() * 4 >= d.ring.capacity:
+                        self._drain(d)
+            if not alive or self.write_error is not None:
                 return
-            if progress and time.monotonic() - last_progress >= 1.0:
-                last_progress = time.monotonic()
+            if progress and now - last_progress >= 1.0:
+                last_progress = now
                 done = sum(w.rows_written for w in self.writers)
-                sent = int(self.status[:, ST_SUBMITTED].sum())
-                print(f"\r  {done} recorded", end="", file=sys.stderr, flush=True)
-                del sent
-            time.sleep(interval)
+                print(f"\r  {done} of {self.node_events} recorded", end="", file=sys.stderr, flush=True)
+            time.sleep(SUPERVISE_TICK_S)
 
     def _drain_all(self) -> None:
         for d in self.drains:
+            self._drain(d)
+
+    def _drain(self, d: RingDrain) -> None:
+        if self.write_error is not None:
+            return
+        try:
             d.drain()
+        except OSError as exc:
+            # Disk full or output gone: stop at once and keep what is on disk.
+            self.write_error = exc
+            self.control[_pacer.CONTROL_STOP] = _pacer.STOP_ABORT
+            self.log(f"cannot write records to {d.writer.path} ({exc.strerror or exc}); "
+                     "stopping the run, keeping what was written")
 
     def _finish(self, run_info: dict, node_events: int) -> int:
         opts = self.opts
@@ -343,7 +393,8 @@ class Orchestrator:
             summary["stopped"] = "interrupted" if self.stop_requests == 1 else "aborted"
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         if opts.latf:
-            path = write_latf(table, opts.latf, self.run_dir)
+            path = latf_path(opts.latf, self.run_dir)
+            export_latf(self.run_dir, path, include_warmup=False, from_intended=False, problems=[])
             summary["latf"] = str(path)
         print(format_summary(summary))
         print(f"records   {self.run_dir}")
@@ -360,21 +411,11 @@ class Orchestrator:
         return 0
 
 
-def write_latf(table, name: str, run_dir: Path) -> Path:
-    """The vSwarm invoker's latency file: rps_NAME, one integer µs latency per line, no header,
-    for measured (post-warm-up) requests that completed, in intended-time order. A bare NAME
-    goes in the run directory; a NAME with a directory part goes there."""
-    import pyarrow.compute as pc
+def latf_path(name: str, run_dir: Path) -> Path:
+    """Where -latf NAME writes the invoker's rps_NAME: in the run directory for a bare NAME,
+    in NAME's own directory when it has one."""
     p = Path(name)
-    target = (p.parent if str(p.parent) not in ("", ".") else run_dir) / f"rps_{p.name}"
-    keep = pc.and_(pc.equal(table.column("phase").cast("string"), "measure"),
-                   pc.equal(table.column("error").cast("string"), "ok"))
-    t = table.filter(keep)
-    order = np.argsort(t.column("scheduled_ns").to_numpy(), kind="stable")
-    lat = (t.column("done_ns").to_numpy() - t.column("sent_ns").to_numpy())[order] // 1000
-    target.parent.mkdir(parents=True, exist_ok=True)
-    np.savetxt(target, lat, fmt="%d")
-    return target
+    return (p.parent if str(p.parent) not in ("", ".") else run_dir) / f"rps_{p.name}"
 
 
 def run_command(opts: RunOptions) -> int:

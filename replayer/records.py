@@ -117,6 +117,9 @@ class RingDrain:
         self._rows = np.frombuffer(buffer, dtype=ROW_DTYPE, offset=_pacer.RING_HEADER_SIZE,
                                    count=self.ring.capacity)
 
+    def pending(self) -> int:
+        return self.ring.write_idx - self.ring.read_idx
+
     def drain(self, limit: int | None = None) -> int:
         """Write every completed row (up to limit); return how many."""
         read = self.ring.read_idx

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from replayer.errors import RunError
+
 
 @dataclass(frozen=True)
 class SegmentRef:
@@ -26,13 +28,17 @@ class Segment:
     def __init__(self, name: str, nbytes: int):
         self.name = name
         self.nbytes = max(int(nbytes), 1)
-        self.fd = os.memfd_create(f"replayer-{name}", os.MFD_CLOEXEC)
+        try:
+            self.fd = os.memfd_create(f"replayer-{name}", os.MFD_CLOEXEC)
+        except OSError as exc:
+            raise RunError(f"cannot create shared memory for {name} ({exc.strerror})") from None
         try:
             os.ftruncate(self.fd, self.nbytes)
             self.map = mmap.mmap(self.fd, self.nbytes)
-        except OSError:
+        except OSError as exc:
             os.close(self.fd)
-            raise
+            raise RunError(f"cannot allocate {self.nbytes} bytes of shared memory for {name} "
+                           f"({exc.strerror}); check memory limits (ulimit -f, -v)") from None
         self.ref = SegmentRef(os.getpid(), self.fd, self.nbytes, name)
 
     def array(self, dtype, count: int | None = None, offset: int = 0) -> np.ndarray:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats as _sp
 
 # Percentiles every summary reports, and their labels.
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9, 100.0)
@@ -87,6 +86,7 @@ def ks_exponential(scaled_gaps: np.ndarray) -> dict | None:
     scaled_gaps = np.asarray(scaled_gaps, dtype=np.float64)
     if scaled_gaps.size < 20:
         return None
+    from scipy import stats as _sp  # only here: importing scipy costs ~0.5 s per command
     result = _sp.kstest(scaled_gaps, "expon")
     return {"n": int(scaled_gaps.size), "statistic": float(result.statistic),
             "pvalue": float(result.pvalue)}
@@ -96,6 +96,7 @@ def ks_two_sample(a: np.ndarray, b: np.ndarray) -> dict | None:
     """Two-sample KS statistic between achieved and intended inter-arrival gaps."""
     if len(a) < 20 or len(b) < 20:
         return None
+    from scipy import stats as _sp
     result = _sp.ks_2samp(a, b)
     return {"n": int(len(a)), "statistic": float(result.statistic), "pvalue": float(result.pvalue)}
 

@@ -1,6 +1,6 @@
 """The end-of-run summary: what was scheduled, sent, answered, and how late and how slow.
 
-Percentiles are exact order statistics of the records (numpy's 'linear' interpolation).
+Percentiles are exact, nearest rank, as in `replayer report` (replayer.stats.percentiles).
 Latency and lag figures cover the measured phase (warm-up excluded); counts cover both.
 """
 from __future__ import annotations
@@ -9,6 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from replayer.stats import percentiles
+
 LAG_PERCENTILES = (50, 99, 99.9, 100)
 LATENCY_PERCENTILES = (50, 95, 99, 99.9)
 
@@ -16,7 +18,7 @@ LATENCY_PERCENTILES = (50, 95, 99, 99.9)
 def _pcts(values: np.ndarray, qs) -> dict[str, float | None]:
     if values.size == 0:
         return {f"p{q:g}" if q != 100 else "max": None for q in qs}
-    got = np.percentile(values, qs)
+    got = percentiles(values, qs)
     return {(f"p{q:g}" if q != 100 else "max"): float(v) for q, v in zip(qs, got)}
 
 
