@@ -166,24 +166,29 @@ def _rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def test_share_faults_are_spread_evenly(fault_target):
-    seen = [_http(fault_target.http_port, "/share/x")[:2] for _ in range(40)]
+def test_share_faults_by_path_prefix(fault_target):
+    # a fresh connection per request: no keep-alive retry hides a reset
+    seen = [_http(fault_target.http_port, "/share/x")[:2] for _ in range(80)]
     resets = sum(1 for err, _ in seen if err in (52, 55, 56))
     s503 = sum(1 for err, st in seen if err == 0 and st == 503)
     ok = sum(1 for err, st in seen if err == 0 and st == 200)
-    assert abs(resets - 10) <= 2 and abs(s503 - 10) <= 2 and resets + s503 + ok == 40
+    assert 8 <= resets <= 34 and 8 <= s503 <= 34 and resets + s503 + ok == 80
     # paths outside @/share are untouched by those rules
     assert all(_http(fault_target.http_port, "/other")[:2] == (0, 200) for _ in range(10))
 
 
-def test_share_chooser_is_exact_and_deterministic():
+def test_share_chooser_draws_shares_reproducibly():
     rules = [parse_fault("reset:0.2"), parse_fault("status=503:0.1"), parse_fault("hang:0.05@/a")]
-    a, b = ShareChooser(rules), ShareChooser(rules)
-    picks = [a.pick("/x") for _ in range(1000)]
-    assert picks == [b.pick("/x") for _ in range(1000)]
-    assert abs(sum(p is rules[0] for p in picks) - 200) <= 2
-    assert abs(sum(p is rules[1] for p in picks) - 100) <= 2
+    a, b = ShareChooser(rules, seed=7), ShareChooser(rules, seed=7)
+    picks = [a.pick("/x") for _ in range(10000)]
+    assert picks == [b.pick("/x") for _ in range(10000)]
+    assert picks != [ShareChooser(rules, seed=8).pick("/x") for _ in range(10000)]
+    # binomial: 4 standard deviations
+    assert abs(sum(p is rules[0] for p in picks) - 2000) <= 160
+    assert abs(sum(p is rules[1] for p in picks) - 1000) <= 120
     assert not any(p is rules[2] for p in picks)
+    picks = [a.pick("/a/b") for _ in range(10000)]
+    assert abs(sum(p is rules[2] for p in picks) - 500) <= 90
 
 
 @pytest.mark.parametrize("text, words", [
@@ -229,9 +234,9 @@ def test_grpc_faults_by_name_and_share(fault_target):
         t0 = time.monotonic()
         assert code("fault:hang", timeout=0.3) == grpc.StatusCode.DEADLINE_EXCEEDED
         assert time.monotonic() - t0 < 1.5
-        shares = [code("plain") for _ in range(40)]       # --fault unavailable:0.5
-        assert abs(shares.count(grpc.StatusCode.UNAVAILABLE) - 20) <= 2
-        assert shares.count(grpc.StatusCode.OK) + shares.count(grpc.StatusCode.UNAVAILABLE) == 40
+        shares = [code("plain") for _ in range(80)]       # --fault unavailable:0.5
+        assert 22 <= shares.count(grpc.StatusCode.UNAVAILABLE) <= 58
+        assert shares.count(grpc.StatusCode.OK) + shares.count(grpc.StatusCode.UNAVAILABLE) == 80
 
 
 # --- replayer under every fault ---------------------------------------------------------------
@@ -301,9 +306,9 @@ def test_http_share_faults(tmp_path):
     assert sum(counts.values()) == 200
     # 20% resets, 20% x 500, 10% hung, 50% ok as the server draws them; libcurl retries a
     # request whose reused keep-alive connection was reset before any byte, and the retry
-    # draws again, so the records show fewer resets and a little more of everything else
-    assert 30 <= counts["status"] <= 60 and 14 <= counts["timeout"] <= 32
-    assert counts["reset"] >= 15 and counts["ok"] >= 80
+    # draws again, so the records show fewer resets (about 0.2 x 0.2) and more of the rest
+    assert 25 <= counts["status"] <= 70 and 10 <= counts["timeout"] <= 40
+    assert counts["reset"] >= 1 and counts["ok"] >= 70
 
 
 @pytest.fixture

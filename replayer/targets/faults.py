@@ -1,13 +1,14 @@
 """Which fault a request of the built-in target gets: by its path (HTTP) or its name field
 (gRPC), or by share of requests (`replayer serve --fault KIND[=ARG]:SHARE[@PATH]`).
 
-Shares are spread evenly and deterministically: the k-th request that a rule could apply to
-draws u = frac(k * golden ratio) and gets the first rule whose cumulative share exceeds u, so
-over any n requests each rule hits share * n of them, give or take one or two, in the same
-order on every run.
+Each request draws a number u from a seeded generator (--fault-seed) and gets the first rule
+(among those whose path prefix matches) whose cumulative share exceeds u: draws are independent,
+as real faults are (a retried request can fail again), and the same seed gives the same
+sequence of draws.
 """
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 from replayer.errors import InputError
@@ -34,8 +35,6 @@ GRPC_KINDS = {
 ARG_REQUIRED = {"delay", "grpc-code"}
 DEFAULT_ARG = {"status": 503, "slow": 10, "truncate": 1024, "bytes": 1 << 20}
 KINDS = sorted(set(HTTP_KINDS) | set(GRPC_KINDS))
-
-_PHI = 0.6180339887498949
 
 
 @dataclass(frozen=True)
@@ -104,16 +103,15 @@ def check_shares(rules: list[FaultRule]) -> None:
 class ShareChooser:
     """The rule (or None) for the next request of one protocol."""
 
-    def __init__(self, rules: list[FaultRule]):
+    def __init__(self, rules: list[FaultRule], seed: int = 1):
         self.rules = list(rules)
-        self.k = 0
+        self.random = random.Random(seed).random
 
     def __bool__(self) -> bool:
         return bool(self.rules)
 
     def pick(self, path: str) -> FaultRule | None:
-        self.k += 1
-        u = (self.k * _PHI) % 1.0
+        u = self.random()
         cum = 0.0
         for rule in self.rules:
             if rule.path is not None and not path.startswith(rule.path):

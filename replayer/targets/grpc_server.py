@@ -40,9 +40,10 @@ def _fault_from_name(name: str) -> tuple[str, int | None] | None:
     return None
 
 
-def _handler(delay_s: float, code: int, stats: dict, faults: list[FaultRule] | None = None):
+def _handler(delay_s: float, code: int, stats: dict, faults: list[FaultRule] | None = None,
+             seed: int = 1):
     default_status = _CODES.get(code, grpc.StatusCode.UNKNOWN)
-    chooser = ShareChooser([r for r in (faults or []) if r.grpc])
+    chooser = ShareChooser([r for r in (faults or []) if r.grpc], seed)
 
     async def fail(context, status: grpc.StatusCode):
         await context.abort(status, f"replayer serve answers {status.name}")
@@ -83,9 +84,10 @@ def _handler(delay_s: float, code: int, stats: dict, faults: list[FaultRule] | N
 
 
 async def start_grpc(host: str, port: int, delay_s: float, code: int, stats: dict,
-                     faults: list[FaultRule] | None = None) -> tuple[grpc.aio.Server, int]:
+                     faults: list[FaultRule] | None = None, seed: int = 1
+                     ) -> tuple[grpc.aio.Server, int]:
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    server.add_generic_rpc_handlers((_handler(delay_s, code, stats, faults),))
+    server.add_generic_rpc_handlers((_handler(delay_s, code, stats, faults, seed),))
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port}")

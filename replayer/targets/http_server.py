@@ -48,9 +48,10 @@ class Behaviour:
     delay_s: float = 0.0
     body: bytes = b"ok\n"
     faults: list[FaultRule] = field(default_factory=list)
+    seed: int = 1
 
     def __post_init__(self):
-        self.chooser = ShareChooser([r for r in self.faults if r.http])
+        self.chooser = ShareChooser([r for r in self.faults if r.http], self.seed)
 
 
 @dataclass

@@ -33,6 +33,7 @@ class ServeOptions:
                            "reset:0.2, status=503:0.1, delay=500:0.3@/api, unavailable:0.5 "
                            f"(repeatable; kinds: {', '.join(KINDS)})", default_factory=list,
                            metavar="FAULT")
+    fault_seed: int = opt(1, "seed of the random draws that pick which requests get a --fault")
     tls_cert: str | None = opt(None, "serve HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with this PEM "
                                "certificate (chain) instead of cleartext HTTP", metavar="PATH")
     tls_key: str | None = opt(None, "PEM private key of --tls-cert (default: in the same file)",
@@ -84,7 +85,7 @@ async def _serve(opts: ServeOptions, ready=None) -> None:
         if opts.http_port >= 0:
             http = await start_http(opts.host, opts.http_port,
                                     Behaviour(opts.status, opts.delay_ms / 1000.0,
-                                              faults=opts.fault_rules),
+                                              faults=opts.fault_rules, seed=opts.fault_seed),
                                     stats, ssl=opts.ssl_context)
             servers.append(http)
             port = http.sockets[0].getsockname()[1]
@@ -92,7 +93,8 @@ async def _serve(opts: ServeOptions, ready=None) -> None:
         if opts.grpc_port >= 0:
             from replayer.targets.grpc_server import start_grpc
             grpc_server, port = await start_grpc(opts.host, opts.grpc_port, opts.delay_ms / 1000.0,
-                                                 opts.grpc_code, stats, opts.fault_rules)
+                                                 opts.grpc_code, stats, opts.fault_rules,
+                                                 opts.fault_seed)
             print(f"grpc {opts.host}:{port}", flush=True)
         else:
             grpc_server = None
