@@ -102,12 +102,36 @@ async def _serve(opts: ServeOptions, ready=None) -> None:
         raise InputError(f"replayer serve: cannot listen on {opts.host}: {exc.strerror or exc}; "
                          "choose another port (0 picks a free one)") from None
     print("ready", flush=True)
+    watch = asyncio.ensure_future(_watch_stdout(stop))
     await stop.wait()
+    watch.cancel()
     for s in servers:
         s.close()
     if grpc_server is not None:
         await grpc_server.stop(0.5)
     print(f"served {stats.get('requests', 0)} requests", file=sys.stderr, flush=True)
+
+
+async def _watch_stdout(stop: asyncio.Event) -> None:
+    """When stdout is a pipe and its reader goes away (the process that started us died, even
+    by SIGKILL), stop: a target started for a run never outlives it."""
+    import os
+    import select
+    import stat
+    try:
+        if not stat.S_ISFIFO(os.fstat(1).st_mode):
+            return
+    except OSError:
+        return
+    poller = select.poll()
+    poller.register(1, 0)      # POLLERR and POLLHUP are always reported
+    while not stop.is_set():
+        if poller.poll(0):
+            print("replayer serve: the reader of stdout is gone; stopping", file=sys.stderr,
+                  flush=True)
+            stop.set()
+            return
+        await asyncio.sleep(0.25)
 
 
 def serve_command(opts: ServeOptions) -> int:
