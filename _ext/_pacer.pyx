@@ -68,6 +68,11 @@ CONTROL_SIZE = C_SIZE
 STOP_DRAIN = C_STOP_DRAIN
 STOP_ABORT = C_STOP_ABORT
 
+# Requests submitted before the transport is told to flush them onto the wire, when a burst
+# (equal due times, or a pacer behind schedule) goes on.
+cdef enum:
+    MAX_BURST = 32
+
 RECORD_ROW_SIZE = sizeof(RecordRow)
 RING_HEADER_SIZE = sizeof(RingHeader)
 
@@ -312,6 +317,10 @@ cdef class Pacer:
                 transport.submit(i, due, now)   # GIL seam: one call per request
                 self.submitted += 1
                 burst += 1
+                if burst >= MAX_BURST:
+                    # Behind schedule, every event is due: still put requests on the wire.
+                    transport.flush()   # GIL seam: a long burst
+                    burst = 0
             i += self.stride
         if burst:
             transport.flush()

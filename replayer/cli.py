@@ -14,7 +14,6 @@ import sys
 import types
 import typing
 
-import argparse_dataclass  # noqa: F401  (design card: options as dataclasses)
 
 from replayer.errors import InputError, RunError
 from replayer.options import env_name, flag_names, parse_bool

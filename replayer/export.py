@@ -19,7 +19,6 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -29,7 +28,7 @@ import pyarrow.parquet as pq
 
 from replayer.errors import InputError
 from replayer.options import opt
-from replayer.records import RECORDS_GLOB, RecordsReadError, run_metadata
+from replayer.records import RecordsReadError, iter_batches, record_files, run_metadata
 
 FORMATS = ["csv", "parquet", "latf", "locust", "jsonl"]
 
@@ -60,17 +59,6 @@ class ExportOptions:
 # ---------------------------------------------------------------- reading records
 
 
-def record_files(run_dir: str | Path) -> list[Path]:
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise InputError(f"{run_dir}: no such run directory (give the --out directory of a "
-                         "replayer run)")
-    files = sorted(run_dir.glob(RECORDS_GLOB))
-    if not files:
-        raise InputError(f"{run_dir}: no {RECORDS_GLOB} files: is this a replayer run directory?")
-    return files
-
-
 def load_meta(run_dir: str | Path) -> dict:
     try:
         meta = run_metadata(Path(run_dir))
@@ -78,34 +66,6 @@ def load_meta(run_dir: str | Path) -> dict:
         raise InputError(f"{exc} (the report uses run.json only for names, rates and SLOs; "
                          "fix or remove it)") from None
     return meta if isinstance(meta, dict) else {}
-
-
-def iter_batches(run_dir: str | Path, columns: list[str] | None = None,
-                 problems: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-    """Record batches of every worker stream in turn, with only `columns`. A stream that is
-    truncated or corrupt yields the batches before the damage; what happened is appended to
-    `problems` (one line per file, naming the file and how many records were readable)."""
-    problems = [] if problems is None else problems
-    for path in record_files(run_dir):
-        batches = rows = 0
-        try:
-            with pa.OSFile(str(path), "rb") as source:
-                reader = pa.ipc.open_stream(source)
-                while True:
-                    try:
-                        batch = reader.read_next_batch()
-                    except StopIteration:
-                        break
-                    batches += 1
-                    rows += batch.num_rows
-                    yield batch.select(columns) if columns else batch
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            what = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if batches == 0 and rows == 0:
-                problems.append(f"{path}: unreadable, no records used from it ({what})")
-            else:
-                problems.append(f"{path}: damaged after {rows} records ({batches} batches); "
-                                f"the records before the damage are used ({what})")
 
 
 def class_table(meta: dict) -> list[dict]:

@@ -25,9 +25,9 @@ from replayer import __version__, _pacer, shm
 from replayer.config import RunOptions
 from replayer.errors import InputError, RunError
 from replayer.export import export_latf
-from replayer.records import RecordWriter, RingDrain, read_records, records_path
+from replayer.records import RecordWriter, RingDrain, records_path
 from replayer.schedule import NS_PER_S, Schedule, worker_shards
-from replayer.summary import format_summary, summarize_records
+from replayer.summary import format_summary, summarize_run
 from replayer.traces import load_schedule
 from replayer.transports import TransportConfig
 from replayer.worker import (ST_CPU_NS, ST_EVENTS, ST_NOT_SENT, ST_OVERLOADED, ST_RING_WAITS,
@@ -44,9 +44,11 @@ class LocalTarget:
     """`replayer serve` on loopback ephemeral ports, for --local-target runs."""
 
     def __init__(self):
+        # cwd: where this replayer package lives, so the child imports the same one.
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "replayer", "serve", "--http-port", "0", "--grpc-port", "0"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            cwd=Path(__file__).resolve().parent.parent,
             start_new_session=True)   # not in our process group: Ctrl-C must not stop it mid-drain
         self.ports = {}
         deadline = time.monotonic() + 30
@@ -215,7 +217,8 @@ class Orchestrator:
                 t_ns=seg_t.ref, target=seg_target.ref, control=control_seg.ref,
                 status=status_seg.ref, ring=ring_seg.ref, transport=tconf,
                 spin_ns=opts.spin_us * 1000, max_inflight=opts.max_inflight,
-                drain_timeout_ns=int(opts.timeout * NS_PER_S) + 1_000_000_000))
+                drain_timeout_ns=int(opts.timeout * NS_PER_S) + 1_000_000_000,
+                parent_pid=os.getpid()))
 
         run_info = {
             "version": __version__, "options": asdict(opts), "host": socket.gethostname(),
@@ -377,8 +380,7 @@ class Orchestrator:
         opts = self.opts
         if sys.stderr.isatty():
             print("\r", end="", file=sys.stderr)
-        table, problems = read_records(self.run_dir)
-        summary = summarize_records(table, node_events, problems)
+        summary = summarize_run(self.run_dir, node_events)
         summary["workers"] = [
             {"worker": k, "events": int(self.status[k, ST_EVENTS]),
              "recorded": self.writers[k].rows_written,

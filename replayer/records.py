@@ -11,11 +11,13 @@ import enum
 import json
 import os
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
 
 from replayer import _pacer
+from replayer.errors import InputError
 
 ErrorKind = enum.IntEnum("ErrorKind", {name.upper(): i for i, name in enumerate(_pacer.ERROR_KINDS)})
 ERROR_NAMES = list(_pacer.ERROR_KINDS)
@@ -140,46 +142,66 @@ class RecordsReadError(Exception):
     pass
 
 
-def read_records(run_dir: Path, columns: list[str] | None = None) -> tuple[pa.Table, list[str]]:
-    """All records of a run as one table, and a list of problems met (a truncated stream keeps
-    the batches before its damaged end)."""
+def record_files(run_dir: str | Path) -> list[Path]:
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir}: no such run directory (give the --out directory of a "
+                         "replayer run)")
     files = sorted(run_dir.glob(RECORDS_GLOB))
     if not files:
-        raise RecordsReadError(f"{run_dir}: no {RECORDS_GLOB} files: is this a replayer run directory?")
-    tables, problems = [], []
-    for path in files:
-        table, problem = read_stream(path, columns)
-        if problem:
-            problems.append(problem)
-        if table is not None:
-            tables.append(table)
-    if not tables:
-        raise RecordsReadError("; ".join(problems))
-    return pa.concat_tables(tables, promote_options="permissive"), problems
+        raise InputError(f"{run_dir}: no {RECORDS_GLOB} files: is this a replayer run directory?")
+    return files
 
 
-def read_stream(path: Path, columns: list[str] | None = None) -> tuple[pa.Table | None, str | None]:
-    """Read one worker's stream batch by batch, stopping cleanly at a damaged end."""
-    batches, schema = [], None
+def iter_stream(path: Path, columns: list[str] | None = None,
+                problems: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """One worker's stream, batch by batch. A truncated or corrupt stream yields the batches
+    before the damage and appends one line to `problems` naming the file and what was read."""
+    problems = [] if problems is None else problems
+    batches = rows = 0
     try:
         with pa.OSFile(str(path), "rb") as source:
             reader = pa.ipc.open_stream(source)
-            schema = reader.schema
             while True:
                 try:
                     batch = reader.read_next_batch()
                 except StopIteration:
                     break
-                batches.append(batch)
-    except (pa.ArrowInvalid, OSError, pa.ArrowException) as exc:
-        problem = f"{path}: readable up to batch {len(batches)} ({len(batches) and sum(b.num_rows for b in batches)} records), then: {str(exc).splitlines()[0]}"
-        if schema is None:
-            return None, problem
-        table = pa.Table.from_batches(batches, schema=schema)
-        return (table.select(columns) if columns else table), problem
-    table = pa.Table.from_batches(batches, schema=schema)
-    return (table.select(columns) if columns else table), None
+                batches += 1
+                rows += batch.num_rows
+                yield batch.select(columns) if columns else batch
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        what = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if batches == 0:
+            problems.append(f"{path}: unreadable, no records used from it ({what})")
+        else:
+            problems.append(f"{path}: damaged after {rows} records ({batches} batches); "
+                            f"the records before the damage are used ({what})")
+
+
+def iter_batches(run_dir: str | Path, columns: list[str] | None = None,
+                 problems: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """Record batches of every worker stream in turn, in bounded memory."""
+    for path in record_files(run_dir):
+        yield from iter_stream(path, columns, problems)
+
+
+def _schema(columns: list[str] | None) -> pa.Schema:
+    return pa.schema([SCHEMA.field(c) for c in columns]) if columns else SCHEMA
+
+
+def read_stream(path: Path, columns: list[str] | None = None) -> tuple[pa.Table, str | None]:
+    """One worker's records as a table, and the problem met reading it (None if whole)."""
+    problems: list[str] = []
+    batches = list(iter_stream(path, columns, problems))
+    return pa.Table.from_batches(batches, schema=_schema(columns)), (problems[0] if problems else None)
+
+
+def read_records(run_dir: Path, columns: list[str] | None = None) -> tuple[pa.Table, list[str]]:
+    """All records of a run as one table, and the problems met (see iter_stream)."""
+    problems: list[str] = []
+    batches = list(iter_batches(run_dir, columns, problems))
+    return pa.Table.from_batches(batches, schema=_schema(columns)), problems
 
 
 def run_metadata(run_dir: Path) -> dict:

@@ -29,7 +29,8 @@ import pyarrow.compute as pc
 
 from replayer import stats
 from replayer.errors import InputError
-from replayer.export import class_table, iter_batches, load_meta
+from replayer.export import class_table, load_meta
+from replayer.records import iter_batches
 from replayer.options import opt
 
 NEEDED_COLUMNS = ["worker", "target", "cls", "phase", "scheduled_ns", "sent_ns", "done_ns",

@@ -1,71 +1,100 @@
 """The end-of-run summary: what was scheduled, sent, answered, and how late and how slow.
 
+Read batch by batch from the run's streams, keeping only three int64 numbers per measured
+request (lag, latency, latency from the intended time), not the records themselves.
 Percentiles are exact, nearest rank, as in `replayer report` (replayer.stats.percentiles).
 Latency and lag figures cover the measured phase (warm-up excluded); counts cover both.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from replayer.records import ERROR_NAMES, PHASES, iter_batches
 from replayer.stats import percentiles
 
 LAG_PERCENTILES = (50, 99, 99.9, 100)
 LATENCY_PERCENTILES = (50, 95, 99, 99.9)
+COLUMNS = ["phase", "error", "scheduled_ns", "sent_ns", "done_ns"]
+_OK = ERROR_NAMES.index("ok")
+_MEASURE = PHASES.index("measure")
 
 
 def _pcts(values: np.ndarray, qs) -> dict[str, float | None]:
     if values.size == 0:
         return {f"p{q:g}" if q != 100 else "max": None for q in qs}
     got = percentiles(values, qs)
-    return {(f"p{q:g}" if q != 100 else "max"): float(v) for q, v in zip(qs, got)}
+    return {(f"p{q:g}" if q != 100 else "max"): float(v) / 1e3 for q, v in zip(qs, got)}
 
 
-def summarize_records(table: pa.Table, scheduled_total: int, problems=()) -> dict:
-    errors = table.column("error").combine_chunks()
-    error_names = errors.dictionary.to_pylist()
-    error_idx = errors.indices.to_numpy(zero_copy_only=False)
-    counts = np.bincount(error_idx, minlength=len(error_names))
-    by_error = {name: int(c) for name, c in zip(error_names, counts) if c}
+def _codes(col: pa.ChunkedArray | pa.Array, names: list[str]) -> np.ndarray:
+    """Dictionary column -> codes in the canonical `names` order."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    local = arr.dictionary.to_pylist()
+    remap = np.array([names.index(v) for v in local], dtype=np.int8)
+    return remap[arr.indices.to_numpy(zero_copy_only=False)] if len(local) else np.empty(0, np.int8)
 
-    sent = table.column("sent_ns").to_numpy(zero_copy_only=False)
-    done = table.column("done_ns").to_numpy(zero_copy_only=False)
-    sched = table.column("scheduled_ns").to_numpy(zero_copy_only=False)
-    sent_mask = pc.is_valid(table.column("sent_ns")).to_numpy(zero_copy_only=False)
-    done_mask = pc.is_valid(table.column("done_ns")).to_numpy(zero_copy_only=False)
-    phase = table.column("phase").combine_chunks()
-    measure = phase.indices.to_numpy(zero_copy_only=False) == phase.dictionary.to_pylist().index("measure") \
-        if "measure" in phase.dictionary.to_pylist() else np.zeros(len(table), bool)
 
-    ok = error_idx == error_names.index("ok") if "ok" in error_names else np.zeros(len(table), bool)
-    n_sent = int(sent_mask.sum())
+def _ints(col) -> tuple[np.ndarray, np.ndarray]:
+    """int64 values (0 where null, never via float) and the valid mask."""
+    valid = pc.is_valid(col).to_numpy(zero_copy_only=False)
+    return pc.fill_null(col, 0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False), valid
+
+
+def summarize_run(run_dir: Path, scheduled_total: int) -> dict:
+    problems: list[str] = []
+    error_counts = np.zeros(len(ERROR_NAMES), np.int64)
+    recorded = sent_count = measured = 0
+    sent_lo = sched_lo = np.iinfo(np.int64).max
+    sent_hi = sched_hi = np.iinfo(np.int64).min
+    lags, lats, lats_intended = [], [], []
+    for batch in iter_batches(run_dir, COLUMNS, problems):
+        n = batch.num_rows
+        if n == 0:
+            continue
+        recorded += n
+        err = _codes(batch.column("error"), ERROR_NAMES)
+        phase = _codes(batch.column("phase"), PHASES)
+        sched = batch.column("scheduled_ns").to_numpy()
+        sent, sent_ok = _ints(batch.column("sent_ns"))
+        done, done_ok = _ints(batch.column("done_ns"))
+        error_counts += np.bincount(err, minlength=len(ERROR_NAMES))
+        measure = phase == _MEASURE
+        measured += int(measure.sum())
+        if sent_ok.any():
+            sent_count += int(sent_ok.sum())
+            sent_lo, sent_hi = min(sent_lo, sent[sent_ok].min()), max(sent_hi, sent[sent_ok].max())
+            sched_lo = min(sched_lo, sched[sent_ok].min())
+            sched_hi = max(sched_hi, sched[sent_ok].max())
+        m = measure & sent_ok
+        lags.append(sent[m] - sched[m])
+        answered = m & done_ok & (err == _OK)
+        lats.append(done[answered] - sent[answered])
+        lats_intended.append(done[answered] - sched[answered])
+    ok = int(error_counts[_OK])
     summary = {
         "scheduled": int(scheduled_total),
-        "recorded": int(len(table)),
-        "lost": int(scheduled_total - len(table)),
-        "sent": n_sent,
-        "ok": int(ok.sum()),
-        "failed": int(len(table) - ok.sum()),
-        "errors": by_error,
-        "measured": int(measure.sum()),
+        "recorded": recorded,
+        "lost": int(scheduled_total - recorded),
+        "sent": sent_count,
+        "ok": ok,
+        "failed": recorded - ok,
+        "errors": {name: int(c) for name, c in zip(ERROR_NAMES, error_counts) if c},
+        "measured": measured,
     }
-    if n_sent:
-        s = sent[sent_mask].astype(np.int64)
-        span_ns = int(s.max() - s.min())
-        sched_span = int(sched[sent_mask].max() - sched[sent_mask].min())
-        summary["achieved_rate"] = n_sent / (span_ns / 1e9) if span_ns > 0 else None
-        summary["intended_rate"] = n_sent / (sched_span / 1e9) if sched_span > 0 else None
-    m = measure & sent_mask
-    lag_us = (sent[m].astype(np.int64) - sched[m]) / 1e3
-    summary["lag_us"] = _pcts(lag_us, LAG_PERCENTILES)
-    answered = measure & done_mask & sent_mask & ok
-    lat_us = (done[answered].astype(np.int64) - sent[answered].astype(np.int64)) / 1e3
-    lat_int_us = (done[answered].astype(np.int64) - sched[answered]) / 1e3
-    summary["latency_us"] = _pcts(lat_us, LATENCY_PERCENTILES)
-    summary["latency_from_intended_us"] = _pcts(lat_int_us, LATENCY_PERCENTILES)
+    if sent_count > 1:
+        span, sched_span = int(sent_hi - sent_lo), int(sched_hi - sched_lo)
+        summary["achieved_rate"] = sent_count / (span / 1e9) if span > 0 else None
+        summary["intended_rate"] = sent_count / (sched_span / 1e9) if sched_span > 0 else None
+    cat = lambda parts: np.concatenate(parts) if parts else np.empty(0, np.int64)  # noqa: E731
+    summary["lag_us"] = _pcts(cat(lags), LAG_PERCENTILES)
+    summary["latency_us"] = _pcts(cat(lats), LATENCY_PERCENTILES)
+    summary["latency_from_intended_us"] = _pcts(cat(lats_intended), LATENCY_PERCENTILES)
     if problems:
-        summary["problems"] = list(problems)
+        summary["problems"] = problems
     return summary
 
 

@@ -20,6 +20,7 @@ ST_STATE, ST_PID, ST_SUBMITTED, ST_OVERLOADED, ST_NOT_SENT, ST_CPU_NS, ST_RING_W
 STATUS_FIELDS = 8
 STATE_STARTING, STATE_READY, STATE_RUNNING, STATE_DONE, STATE_FAILED = range(5)
 
+_PR_SET_PDEATHSIG = 1
 _PR_SET_TIMERSLACK = 29
 
 
@@ -39,22 +40,30 @@ class WorkerSpec:
     spin_ns: int
     max_inflight: int
     drain_timeout_ns: int
+    parent_pid: int
     connect_wait_s: float = 2.0
 
 
-def _tighten_timer_slack() -> None:
-    # The default 50 µs timer slack would make every wake-up up to 50 µs late.
+def _prctl(option: int, value: int) -> None:
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_TIMERSLACK, 1, 0, 0, 0)
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
     except (OSError, AttributeError):
         pass
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    # Only the parent drains the rings: a worker whose parent is gone can record nothing, so
+    # it must stop sending at once (SIGKILL when the parent dies; the check covers the race).
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:
+        os._exit(1)
 
 
 def worker_main(spec: WorkerSpec) -> None:
     # The parent owns Ctrl-C and SIGTERM: it tells workers to stop through the control block.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent(spec.parent_pid)
     status = np.frombuffer(shm.attach(spec.status), dtype=np.int64).reshape(-1, 8)[spec.index]
     try:
         _run(spec, status)
@@ -72,7 +81,8 @@ def _run(spec: WorkerSpec, status: np.ndarray) -> None:
     status[ST_PID] = os.getpid()
     if spec.cpu is not None:
         os.sched_setaffinity(0, {spec.cpu})
-    _tighten_timer_slack()
+    # The default 50 µs timer slack would make every wake-up up to 50 µs late.
+    _prctl(_PR_SET_TIMERSLACK, 1)
     t_ns = np.frombuffer(shm.attach(spec.t_ns), dtype=np.int64, count=spec.n_events)
     target = np.frombuffer(shm.attach(spec.target), dtype=np.int32, count=spec.n_events)
     control = np.frombuffer(shm.attach(spec.control), dtype=np.int64)

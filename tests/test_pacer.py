@@ -195,3 +195,10 @@ def test_pacer_real_clock_null_transport():
     assert (lag >= 0).all()
     assert np.median(lag) < 1 * MS
     assert (got["scheduled_ns"] == start + t).all()
+
+
+def test_pacer_flushes_long_bursts():
+    """Behind schedule every event is due at once: the transport is still flushed regularly,
+    so requests reach the wire while the pacer catches up."""
+    _, tr, _ = run_fake([0] * 100)
+    assert tr.flushes == 4     # after 32, 64, 96, then the last 4

@@ -34,7 +34,11 @@ def _error_kind(code: grpc.StatusCode, details: str) -> int:
             return int(ErrorKind.RESET)
         if "ssl" in text or "tls" in text or "handshake" in text:
             return int(ErrorKind.TLS)
-        return int(ErrorKind.CONNECT)
+        # A dial that failed; otherwise the server itself answered UNAVAILABLE (status 14).
+        if any(w in text for w in ("failed to connect", "connection refused", "dns",
+                                   "no route", "connect failed", "unreachable")):
+            return int(ErrorKind.CONNECT)
+        return int(ErrorKind.STATUS)
     if code is grpc.StatusCode.INTERNAL and "protocol" in (details or "").lower():
         return int(ErrorKind.PROTOCOL)
     return int(ErrorKind.STATUS)
