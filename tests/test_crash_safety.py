@@ -143,8 +143,6 @@ def test_stop_or_crash_keeps_flushed_records_and_leaves_nothing(tmp_path, target
     assert _shm_entries() - shm_before == set()
 
 
-@pytest.mark.xfail(strict=True, reason="workers outlive a SIGKILLed parent and keep sending "
-                   "(replayer/worker.py: no PR_SET_PDEATHSIG; /tmp/issue6-bugs.md B3)")
 def test_sigkill_of_the_parent_alone_stops_the_workers(tmp_path, target):
     proc, out = _start(tmp_path, "-port", str(target.http_port), "--resolve", "*=127.0.0.1")
     workers = _descendants(proc.pid)

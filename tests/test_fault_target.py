@@ -353,8 +353,6 @@ def test_grpc_every_fault_in_one_run(tmp_path, grpc_fleet):
     assert (lat >= 0.95 * TIMEOUT_S * 1e9).all() and (lat < (TIMEOUT_S + 1) * 1e9).all()
 
 
-@pytest.mark.xfail(strict=True, reason="replayer/transports/grpc.py _error_kind records a "
-                   "server-answered UNAVAILABLE as 'connect' (see /tmp/issue6-bugs.md B1)")
 def test_grpc_unavailable_answer_is_a_status_not_a_connect_error(tmp_path, target):
     body = tmp_path / "req.bin"
     body.write_bytes(hello_request("fault:unavailable"))
