@@ -34,6 +34,10 @@ class RunOptions:
     latf: str | None = opt(None, "also write the invoker's latency file rps_NAME (µs per line, "
                            "post-warm-up, no header) next to NAME", alias="latf", metavar="NAME")
     dbg: bool = opt(False, "debug logging", alias="dbg")
+    trace: bool = opt(False, "trace every request: send a W3C traceparent with it and post one "
+                      "client span per request to -zipkin at the end", alias="trace")
+    zipkin: str = opt("http://localhost:9411/api/v2/spans", "Zipkin v2 span collector URL, for "
+                      "-trace", alias="zipkin", metavar="URL")
     protocol: str = opt("grpc", "transport: grpc (helloworld.Greeter/SayHello, like the invoker), "
                         "http (libcurl), or null (completes at once: measures the pacer alone)",
                         choices=["grpc", "http", "null"])

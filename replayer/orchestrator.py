@@ -118,6 +118,7 @@ class Orchestrator:
         self.local_target: LocalTarget | None = None
         self.failed_workers: dict[int, str] = {}
         self.write_error: OSError | None = None
+        self.trace_id_high = int.from_bytes(os.urandom(8), "big") | 1 if opts.trace else None
 
     def log(self, msg: str) -> None:
         print(f"replayer: {msg}", file=sys.stderr, flush=True)
@@ -153,7 +154,8 @@ class Orchestrator:
             timeout_s=opts.timeout, resolve=resolve, url_template=opts.url_template,
             method=opts.method, headers=opts.headers, payload=payload,
             http_version=opts.http_version, insecure=opts.insecure,
-            grpc_method=opts.grpc_method, max_inflight=opts.max_inflight)
+            grpc_method=opts.grpc_method, max_inflight=opts.max_inflight,
+            trace_id_high=self.trace_id_high)
 
     # -- run ----------------------------------------------------------------------------------
     def run(self) -> int:
@@ -393,11 +395,19 @@ class Orchestrator:
             for k in range(len(self.procs))]
         if self.stop_requests:
             summary["stopped"] = "interrupted" if self.stop_requests == 1 else "aborted"
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         if opts.latf:
             path = latf_path(opts.latf, self.run_dir)
             export_latf(self.run_dir, path, include_warmup=False, from_intended=False, problems=[])
             summary["latf"] = str(path)
+        if self.trace_id_high is not None:
+            from replayer.tracing import post_spans
+            name = opts.grpc_method if opts.protocol == "grpc" else (opts.method or "GET")
+            posted, problem = post_spans(self.run_dir, self.trace_id_high, name, opts.zipkin)
+            summary["trace"] = {"trace_id_high": f"{self.trace_id_high:016x}", "spans": posted,
+                                "zipkin": opts.zipkin}
+            if problem:
+                self.log(f"-trace: posted {posted} spans, then failed: {problem}")
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         print(format_summary(summary))
         print(f"records   {self.run_dir}")
         run_info["result"] = {"exit": "ok" if not (self.stop_requests or self.failed_workers)

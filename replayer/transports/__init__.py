@@ -25,10 +25,17 @@ class TransportConfig:
     insecure: bool = False
     grpc_method: str = "/helloworld.Greeter/SayHello"
     max_inflight: int = 10000
+    trace_id_high: int | None = None     # -trace: the run's 64-bit trace id prefix
 
     def address(self, endpoint: str) -> str | None:
         """The address an endpoint is sent to, when --resolve maps it (exact name first)."""
         return self.resolve.get(endpoint, self.resolve.get("*"))
+
+
+def traceparent(trace_id_high: int, event: int) -> str:
+    """W3C trace context of one request: trace id = run prefix + event, span id = event + 1
+    (never zero); replayer.tracing derives the same ids for the spans it posts."""
+    return f"00-{trace_id_high:016x}{event:016x}-{event + 1:016x}-01"
 
 
 def make_transport(config: TransportConfig, ring, target_column):

@@ -16,7 +16,7 @@ import grpc
 from replayer import _pacer
 from replayer.helloworld import hello_request
 from replayer.records import ErrorKind
-from replayer.transports import TransportConfig
+from replayer.transports import TransportConfig, traceparent
 
 _OK = int(ErrorKind.OK)
 
@@ -50,6 +50,7 @@ class GrpcTransport(_pacer.Transport):
         self.config = config
         self.target_column = target_column
         self.timeout_s = config.timeout_s
+        self.trace_id_high = config.trace_id_high
         self.payload = config.payload if config.payload is not None else hello_request(name)
         self.bytes_out = len(self.payload)
         self.channels = []
@@ -82,7 +83,12 @@ class GrpcTransport(_pacer.Transport):
         self.completed.append((id(future), _pacer.now_ns()))
 
     def submit(self, event, scheduled_ns, sent_ns):
-        future = self.calls[self.target_column[event]].future(self.payload, timeout=self.timeout_s)
+        if self.trace_id_high is None:
+            future = self.calls[self.target_column[event]].future(self.payload, timeout=self.timeout_s)
+        else:
+            future = self.calls[self.target_column[event]].future(
+                self.payload, timeout=self.timeout_s,
+                metadata=(("traceparent", traceparent(self.trace_id_high, event)),))
         self.pending[id(future)] = (future, event, scheduled_ns, sent_ns)
         self.inflight += 1
         future.add_done_callback(self._on_done)

@@ -12,7 +12,7 @@ import pycurl
 
 from replayer import _pacer
 from replayer.records import ErrorKind
-from replayer.transports import TransportConfig
+from replayer.transports import TransportConfig, traceparent
 
 _HTTP_VERSIONS = {
     "1.1": pycurl.CURL_HTTP_VERSION_1_1,
@@ -69,6 +69,8 @@ class HttpTransport(_pacer.Transport):
         self.handles: list[pycurl.Curl] = []   # all, in flight or free
         self.timeout_ms = max(1, int(config.timeout_s * 1000))
         self.bytes_out = len(self.payload) if self.payload is not None else 0
+        self.base_headers = ["Expect:"] + list(config.headers)
+        self.trace_id_high = config.trace_id_high
 
     def _resolve_entries(self, config: TransportConfig) -> list[str]:
         entries = []
@@ -87,7 +89,7 @@ class HttpTransport(_pacer.Transport):
         c.setopt(pycurl.CONNECTTIMEOUT_MS, self.timeout_ms)
         c.setopt(pycurl.WRITEFUNCTION, _discard)
         c.setopt(pycurl.HTTP_VERSION, _HTTP_VERSIONS[self.config.http_version])
-        c.setopt(pycurl.HTTPHEADER, ["Expect:"] + list(self.config.headers))
+        c.setopt(pycurl.HTTPHEADER, self.base_headers)
         if self.config.http_version in ("2", "h2c"):
             c.setopt(pycurl.PIPEWAIT, 1)   # wait to multiplex on an existing connection
         if self.resolve:
@@ -109,6 +111,9 @@ class HttpTransport(_pacer.Transport):
         if c.target != target:
             c.setopt(pycurl.URL, self.urls[target])
             c.target = target
+        if self.trace_id_high is not None:
+            c.setopt(pycurl.HTTPHEADER, self.base_headers
+                     + ["traceparent: " + traceparent(self.trace_id_high, event)])
         c.event = event
         c.scheduled_ns = scheduled_ns
         c.sent_ns = sent_ns
