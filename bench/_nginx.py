@@ -8,6 +8,7 @@ which gets the first CPU (replayer pins its worker 0 there).
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -45,7 +46,11 @@ class Nginx:
         self.name = name
         conf = self.dir / "nginx.conf"
         d = self.dir
+        # Started as root, nginx would run its workers as `nobody`, who cannot read files under
+        # pytest's 0700 temp dirs (the gRPC reply): keep them as the current user.
+        user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
         conf.write_text(f"""
+{user}
 worker_processes {workers};
 worker_cpu_affinity {_affinity(workers)};
 daemon off;
