@@ -108,10 +108,12 @@ def http_target(deps, workdir):
 def grpc_target(deps, workdir):
     from grpc_target import check, grpc_target as make
     t = make(workdir / "nginx-grpc", workers=1)
-    reply = check(t.port)
-    assert reply == "Hello Invoke relay", reply
-    yield t
-    t.stop()
+    try:
+        reply = check(t.port)
+        assert reply == "Hello Invoke relay", reply
+        yield t
+    finally:
+        t.stop()
 
 
 @pytest.fixture(scope="session")
