@@ -61,6 +61,8 @@ class RunOptions:
     no_pin: bool = opt(False, "do not pin workers to CPUs", action="store_true")
     max_inflight: int = opt(10000, "requests in flight per worker; one due beyond it is recorded "
                             "as 'overload', never queued or dropped")
+    connections: int = opt(64, "HTTP connections per host per worker; past them requests wait "
+                           "in libcurl for a free one (HTTP/2 multiplexes over them)")
     time_scale: float = opt(1.0, "multiply trace times (0.5 replays twice as fast)")
     shard: str = opt("0/1", "replay node I's share of N nodes (I/N), events I, I+N, ...",
                      metavar="I/N")
@@ -88,6 +90,8 @@ class RunOptions:
             raise InputError(f"--spin-us {self.spin_us}: must be 0 or more")
         if self.max_inflight < 1:
             raise InputError(f"--max-inflight {self.max_inflight}: must be at least 1")
+        if self.connections < 1:
+            raise InputError(f"--connections {self.connections}: must be at least 1")
         if not self.time_scale > 0:
             raise InputError(f"--time-scale {self.time_scale}: must be more than 0")
         if self.flush_ms < 10:

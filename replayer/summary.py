@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from replayer.records import ERROR_NAMES, PHASES, iter_batches
-from replayer.stats import percentiles
+from replayer.stats import fmt_ns, percentiles
 
 LAG_PERCENTILES = (50, 99, 99.9, 100)
 LATENCY_PERCENTILES = (50, 95, 99, 99.9)
@@ -99,13 +99,7 @@ def summarize_run(run_dir: Path, scheduled_total: int) -> dict:
 
 
 def _fmt_us(v: float | None) -> str:
-    if v is None:
-        return "-"
-    if v >= 1e6:
-        return f"{v / 1e6:.2f}s"
-    if v >= 1e3:
-        return f"{v / 1e3:.2f}ms"
-    return f"{v:.0f}µs"
+    return fmt_ns(None if v is None else v * 1e3)
 
 
 def format_summary(summary: dict) -> str:

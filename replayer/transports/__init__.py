@@ -25,6 +25,7 @@ class TransportConfig:
     insecure: bool = False
     grpc_method: str = "/helloworld.Greeter/SayHello"
     max_inflight: int = 10000
+    connections: int = 64                # HTTP connections per host, per worker
     trace_id_high: int | None = None     # -trace: the run's 64-bit trace id prefix
 
     def address(self, endpoint: str) -> str | None:
