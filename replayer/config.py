@@ -11,6 +11,15 @@ from replayer.options import opt
 
 HELLO_METHOD = "/helloworld.Greeter/SayHello"
 
+# Bounds that keep every value inside the C types of the pacer and the clock.
+MAX_TIMEOUT_S = 86_400.0
+MAX_SPIN_US = 1_000_000
+MAX_INFLIGHT = 1_000_000
+MAX_WORKERS = 4096
+MIN_TIME_SCALE, MAX_TIME_SCALE = 1e-6, 1e6
+MAX_UNIX_TIME = 4_102_444_800      # 2100-01-01
+MAX_SHARDS = 1_000_000
+
 
 @dataclass
 class RunOptions:
@@ -84,24 +93,32 @@ class RunOptions:
             raise InputError(f"-warmup {self.warmup}: must be 0 or more")
         if not 0 < self.port < 65536:
             raise InputError(f"-port {self.port}: must be between 1 and 65535")
-        if not self.timeout > 0:
-            raise InputError(f"-grpcTimeout {self.timeout}: must be more than 0 seconds")
-        if self.spin_us < 0:
-            raise InputError(f"--spin-us {self.spin_us}: must be 0 or more")
-        if self.max_inflight < 1:
-            raise InputError(f"--max-inflight {self.max_inflight}: must be at least 1")
-        if self.connections < 1:
-            raise InputError(f"--connections {self.connections}: must be at least 1")
-        if not self.time_scale > 0:
-            raise InputError(f"--time-scale {self.time_scale}: must be more than 0")
-        if self.flush_ms < 10:
-            raise InputError(f"--flush-ms {self.flush_ms}: must be at least 10")
+        if not 0 < self.timeout <= MAX_TIMEOUT_S:
+            raise InputError(f"-grpcTimeout {self.timeout}: must be more than 0 and at most "
+                             f"{MAX_TIMEOUT_S} seconds")
+        if not 0 <= self.spin_us <= MAX_SPIN_US:
+            raise InputError(f"--spin-us {self.spin_us}: must be between 0 and {MAX_SPIN_US}")
+        if not 1 <= self.max_inflight <= MAX_INFLIGHT:
+            raise InputError(f"--max-inflight {self.max_inflight}: must be between 1 and {MAX_INFLIGHT}")
+        if self.workers > MAX_WORKERS:
+            raise InputError(f"-workers {self.workers}: at most {MAX_WORKERS}")
+        if self.start_at is not None and not 0 < self.start_at < MAX_UNIX_TIME:
+            raise InputError(f"--start-at {self.start_at}: must be a Unix time in seconds")
+        if not 1 <= self.connections <= MAX_INFLIGHT:
+            raise InputError(f"--connections {self.connections}: must be between 1 and {MAX_INFLIGHT}")
+        if not MIN_TIME_SCALE <= self.time_scale <= MAX_TIME_SCALE:
+            raise InputError(f"--time-scale {self.time_scale}: must be between {MIN_TIME_SCALE} "
+                             f"and {MAX_TIME_SCALE}")
+        if not 10 <= self.flush_ms <= 60_000:
+            raise InputError(f"--flush-ms {self.flush_ms}: must be between 10 and 60000")
         self.shard_index, self.shard_count = parse_shard(self.shard)
         self.resolve_map = parse_resolve(self.resolve)
         self.headers = parse_headers(self.header)
         try:
-            self.url_template.format(endpoint="e", port=1)
-        except (KeyError, IndexError, ValueError) as exc:
+            if len(self.url_template.format(endpoint="e", port=1)) > 8192:
+                raise ValueError("the URL is longer than 8192 characters")
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError, OverflowError,
+                MemoryError) as exc:
             raise InputError(f"--url-template {self.url_template!r}: only {{endpoint}} and "
                              f"{{port}} can be filled in ({exc})") from None
         if self.body is not None and self.body_file is not None:
@@ -131,7 +148,7 @@ def parse_shard(text: str) -> tuple[int, int]:
         i, n = (int(x) for x in text.split("/"))
     except ValueError:
         raise InputError(f"--shard {text!r}: expected I/N, e.g. 0/2 for the first of two nodes") from None
-    if n < 1 or not 0 <= i < n:
+    if not 1 <= n <= MAX_SHARDS or not 0 <= i < n:
         raise InputError(f"--shard {text!r}: need 0 <= I < N")
     return i, n
 

@@ -233,13 +233,15 @@ class Orchestrator:
                          "time_scale": opts.time_scale, "warmup_ns": warmup_ns,
                          "shard": [opts.shard_index, opts.shard_count]},
             "transport": {"protocol": tconf.protocol, "port": tconf.port,
-                          "url_template": tconf.url_template if tconf.protocol == "http" else None,
+                          "url_template": (redact_url(tconf.url_template)
+                                           if tconf.protocol == "http" else None),
                           "http_version": tconf.http_version, "insecure": tconf.insecure,
                           "resolve": tconf.resolve},
         }
         # Never write secrets: header values (Authorization, tokens) stay out of run.json.
         run_info["options"]["header"] = [h.split(":", 1)[0] + ": <redacted>" for h in opts.headers]
         run_info["options"]["body"] = None if opts.body is None else f"<{len(opts.body)} bytes>"
+        run_info["options"]["url_template"] = redact_url(opts.url_template)
         self._write_run_json(run_info)
 
         ctx = mp.get_context("spawn")
@@ -424,6 +426,21 @@ class Orchestrator:
             raise RunError(f"run stopped before its end: {summary['errors'].get('not_sent', 0)} "
                            "requests not sent (recorded as not_sent)", exit_code=130)
         return 0
+
+
+def redact_url(url: str) -> str:
+    """A URL without what may be a secret: query values and a user's password."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<redacted>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "<redacted>@" + netloc.rsplit("@", 1)[1]
+    query = urlencode([(k, "<redacted>") for k, _ in parse_qsl(parts.query, keep_blank_values=True)],
+                      safe="<>")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, "")).replace("%7B", "{").replace("%7D", "}")
 
 
 def latf_path(name: str, run_dir: Path) -> Path:

@@ -154,29 +154,26 @@ def test_pacer_stop_records_every_unsent_event():
 
 
 def test_ring_waits_for_the_reader_instead_of_overwriting():
+    """A full ring makes the writer wait (releasing the GIL) until the reader makes room."""
     import threading
     ring, rows = make_ring(capacity=4)
     tr = _pacer.NullTransport(ring)
     start = _pacer.now_ns() + 5 * MS
     pacer = _pacer.Pacer(np.zeros(10, np.int64), 0, 1, control_block(start), 0, 1 << 30)
-    seen = []
-
-    def reader():
-        read = 0
-        deadline = time.monotonic() + 20
-        while read < 10 and time.monotonic() < deadline:
-            w = ring.write_idx
-            for i in range(read, w):
-                seen.append(int(rows[i % 4]["event"]))
-            read = w
-            ring.advance_read(read)
-            time.sleep(0.0005)
-
-    th = threading.Thread(target=reader, daemon=True)
-    th.start()
-    pacer.run(tr, MS)
-    th.join(10)
+    writer = threading.Thread(target=pacer.run, args=(tr, MS), daemon=True)
+    writer.start()
+    seen, read = [], 0
+    deadline = time.monotonic() + 30
+    while read < 10 and time.monotonic() < deadline:
+        w = ring.write_idx
+        assert w - read <= 4                    # never more than the ring holds
+        seen.extend(int(rows[i % 4]["event"]) for i in range(read, w))
+        read = w
+        ring.advance_read(read)
+        time.sleep(0.001)
+    writer.join(10)
     assert seen == list(range(10))
+    assert not writer.is_alive()
     assert ring.full_waits >= 1
 
 

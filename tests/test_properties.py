@@ -8,7 +8,6 @@ no run directory.
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import subprocess
@@ -146,8 +145,6 @@ def test_mutated_load_json(tmp_path, text, minute, max_units):
     _decode_load(tmp_path, text, minute, max_units)
 
 
-@pytest.mark.xfail(strict=True, reason="ValueError/RecursionError escape vswarm's decoder "
-                   "(/tmp/issue6-bugs.md B6)")
 @pytest.mark.parametrize("text", [
     '[{"timestamp": [' + "9" * 5000 + '], "endpoint": ["a"]}]',     # beyond int max str digits
     '[{"timestamp": [1], "endpoint": ["a"], "x": ' + "[" * 100000 + ']}]',  # nested too deep
@@ -301,6 +298,7 @@ SERVE_OPTIONS = ["--host", "--http-port", "--grpc-port", "--delay-ms", "--status
 # Values that break a run later, in the orchestrator or a worker, though parsing accepts them:
 # /tmp/issue6-bugs.md B5. test_known_bad_option_values keeps each of them as a failing case;
 # the random command-line tests steer clear of them until they are fixed.
+# Edge values that once escaped validation (tracebacks, hangs); each has its own test.
 KNOWN_BAD = [
     ("--time-scale", "inf"), ("--time-scale", "1e309"), ("--time-scale", "1e300"),
     ("-grpcTimeout", "inf"), ("-grpcTimeout", "1e309"),
@@ -311,16 +309,8 @@ KNOWN_BAD = [
 
 
 def _known_bad(option: str, value: str) -> bool:
-    if (option, value) in KNOWN_BAD:
-        return True
-    if option == "--start-at":
-        return True        # any future time waits until then: not a property of bad input
-    if option in ("--time-scale", "-grpcTimeout"):
-        try:
-            return not math.isfinite(float(value)) or float(value) > 1e12
-        except ValueError:
-            return False
-    return False
+    """Values left out of the random command lines: a future --start-at legitimately waits."""
+    return option == "--start-at"
 
 
 def _parse(argv: list[str]):
@@ -416,8 +406,7 @@ def test_cli_option_values(tmp_path, small_load, pairs):
 
 
 @pytest.mark.parametrize("option, value", [
-    pytest.param(o, v, marks=pytest.mark.xfail(strict=True, reason="/tmp/issue6-bugs.md B5"))
-    for o, v in KNOWN_BAD if o != "--start-at" or v == "nan"])
+    pytest.param(o, v) for o, v in KNOWN_BAD if o != "--start-at" or v == "nan"])
 def test_known_bad_option_values(tmp_path, small_load, option, value):
     _command(tmp_path, ["run", "-traceFile", str(small_load), "-min=false", "-duration", "1",
                         "-warmup", "0", "--protocol", "null", "-workers", "1", option, value],

@@ -63,8 +63,6 @@ def test_headers_never_reach_the_run_directory_logs_or_reports(tmp_path, target)
     assert "X-Api-Token: <redacted>" in options["header"]
 
 
-@pytest.mark.xfail(strict=True, reason="run.json keeps --url-template as given, query-string "
-                   "token included (/tmp/issue6-bugs.md B7)")
 def test_a_token_in_the_url_query_is_not_written(tmp_path, target):
     out = tmp_path / "run"
     proc = replayer("run", "-traceFile", str(_load(tmp_path)), "-min=false", "-duration", "1",

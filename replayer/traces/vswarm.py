@@ -77,6 +77,11 @@ class _Stream:
                     continue
                 raise InputError(f"{self.name}: {self.where(exc.pos)}: not valid JSON ({exc.msg}); "
                                  "fix the file or regenerate it") from None
+            except (ValueError, RecursionError) as exc:
+                # Numbers past Python's digit limit, or nesting too deep to decode.
+                raise InputError(f"{self.name}: {self.where()}: a value the decoder cannot take "
+                                 f"({str(exc).splitlines()[0][:80]}); fix the file or regenerate "
+                                 "it") from None
             if end == len(self.buf) and not self.eof and self.more():
                 continue  # a number may go on in the next chunk
             self.pos = end
