@@ -273,6 +273,7 @@ def summarize_columns(c: Columns, run_meta: dict, total_records: int, include_wa
         "targets": {},
         "classes": {},
         "fidelity": fidelity(c, run_meta, origin, total_records),
+        "tls_verified": not (run_meta.get("transport") or {}).get("insecure", False),
     }
     for t, name in enumerate(c.targets):
         mask = c.target == t
@@ -334,6 +335,8 @@ def format_summary(summary: dict) -> str:
             text += "; status " + ", ".join(f"{k}: {v:,}" for k, v in status.items())
         lines.append(f"errors: {text}")
     lines.append(format_fidelity(summary["fidelity"]))
+    if summary.get("tls_verified") is False:
+        lines.append("warning: TLS certificates were NOT verified in this run (--insecure)")
     for problem in summary.get("problems") or []:
         lines.append(f"warning: {problem}")
     return "\n".join(lines)

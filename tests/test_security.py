@@ -122,6 +122,8 @@ def test_tls_certificates_are_verified_by_default(tmp_path, tls_target):
     errors, info = _tls_run(tmp_path, tls_target.http_port)
     assert errors == {"tls"}                      # a self-signed certificate is refused
     assert info["transport"]["insecure"] is False
+    report = replayer("report", str(tmp_path / "run"), "--no-plots", check_exit=0)
+    assert "NOT verified" not in report.stdout
 
 
 @pytest.mark.parametrize("version", ["1.1", "2"])
@@ -129,6 +131,8 @@ def test_insecure_skips_verification_and_says_so(tmp_path, tls_target, version):
     errors, info = _tls_run(tmp_path, tls_target.http_port, "--insecure", "--http-version", version)
     assert errors == {"ok"}
     assert info["transport"]["insecure"] is True and info["options"]["insecure"] is True
+    report = replayer("report", str(tmp_path / "run"), "--no-plots", check_exit=0)
+    assert "TLS certificates were NOT verified" in report.stdout
 
 
 # --- listening sockets ----------------------------------------------------------------------
