@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import json
-import os
 from pathlib import Path
 from typing import Iterator
 
@@ -212,11 +211,3 @@ def run_metadata(run_dir: Path) -> dict:
         return {}
     except json.JSONDecodeError as exc:
         raise RecordsReadError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(str(path), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -75,12 +75,6 @@ class Schedule:
         return self.take(slice(0, n))
 
 
-def shard_rows(n_events: int, first: int, stride: int) -> range:
-    """Rows owned by one worker: first, first+stride, ... Round-robin keeps every worker's
-    rate equal and splits bursts of equal times across workers, without copying columns."""
-    return range(first, n_events, stride)
-
-
 def worker_shards(workers: int, node: int = 0, nodes: int = 1) -> list[tuple[int, int]]:
     """(first, stride) for each worker of node `node` out of `nodes` replaying one schedule."""
     stride = workers * nodes
