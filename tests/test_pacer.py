@@ -153,28 +153,43 @@ def test_pacer_stop_records_every_unsent_event():
     assert (got["error"] == ErrorKind.NOT_SENT).all()
 
 
-def test_ring_waits_for_the_reader_instead_of_overwriting():
-    """A full ring makes the writer wait (releasing the GIL) until the reader makes room."""
-    import threading
-    ring, rows = make_ring(capacity=4)
-    tr = _pacer.NullTransport(ring)
+def _write_ten_events(ref):
+    """Child process: a pacer sending 10 due events through a 4-row ring it shares."""
+    from replayer import shm
+    ring = _pacer.RecordRing(shm.attach(ref))
     start = _pacer.now_ns() + 5 * MS
     pacer = _pacer.Pacer(np.zeros(10, np.int64), 0, 1, control_block(start), 0, 1 << 30)
-    writer = threading.Thread(target=pacer.run, args=(tr, MS), daemon=True)
+    pacer.run(_pacer.NullTransport(ring), MS)
+    if ring.full_waits < 1:
+        raise SystemExit(5)
+
+
+def test_ring_waits_for_the_reader_instead_of_overwriting():
+    """A full ring makes the writer (another process, as in a run) wait until the reader makes
+    room: rows arrive in order, none overwritten."""
+    import multiprocessing as mp
+
+    from replayer import shm
+    seg = shm.Segment("test-ring", _pacer.RecordRing.nbytes(4))
+    ring = _pacer.RecordRing(seg.map, True, 4)
+    rows = np.frombuffer(seg.map, dtype=ROW_DTYPE, offset=_pacer.RING_HEADER_SIZE, count=4)
+    writer = mp.get_context("spawn").Process(target=_write_ten_events, args=(seg.ref,), daemon=True)
     writer.start()
     seen, read = [], 0
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while read < 10 and time.monotonic() < deadline:
         w = ring.write_idx
         assert w - read <= 4                    # never more than the ring holds
         seen.extend(int(rows[i % 4]["event"]) for i in range(read, w))
         read = w
         ring.advance_read(read)
-        time.sleep(0.001)
-    writer.join(10)
+        time.sleep(0.002)
+    writer.join(30)
+    if writer.is_alive():
+        writer.kill()
+    seg.close()
     assert seen == list(range(10))
-    assert not writer.is_alive()
-    assert ring.full_waits >= 1
+    assert writer.exitcode == 0                 # 5: the ring never filled
 
 
 def test_pacer_real_clock_null_transport():
