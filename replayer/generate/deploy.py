@@ -16,7 +16,6 @@ is also the commands' working directory.
 """
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import subprocess
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from replayer.errors import InputError, RunError
+from replayer.jsonfile import read_json
 
 SHELL_TOKENS = {"&&", "||", "|", ";", ">", ">>", "<", "&", "2>", "2>&1", "$(", "`"}
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -61,16 +61,8 @@ def _commands(path: Path, i: int, entry: dict, key: str) -> list[list[str]]:
 def load_config(path: Path | str) -> dict[str, ProxyConfig]:
     """yaml-location -> pre/post commands."""
     path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such config file; -c/--config_proxy names the proxies' "
-                         "deployment config.json (vSwarm tools/profiler/config.json)") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({' '.join(str(exc).split())})") from None
+    data = read_json(path, "-c/--config_proxy names the proxies' deployment config.json "
+                           "(vSwarm tools/profiler/config.json)")
     if not isinstance(data, list):
         raise InputError(f"{path}: expected a JSON list of {{\"yaml-location\", "
                          "\"predeployment-commands\", \"postdeployment-commands\"}} objects")

@@ -11,7 +11,6 @@ if the solver fails, every function gets its closest proxy, as vSwarm does.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from replayer.errors import InputError
+from replayer.jsonfile import read_json
 
 CLOSEST, ASSIGNMENT = "closest", "assignment"
 
@@ -51,16 +51,7 @@ def _p75(path, name, entry, section) -> float:
 
 def load_profiles(path: Path | str) -> Profiles:
     path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such profile file; -p/--profile names the vSwarm "
-                         "profiler's profile.json") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({' '.join(str(exc).split())})") from None
+    data = read_json(path, "-p/--profile names the vSwarm profiler's profile.json")
     if not isinstance(data, dict) or not data:
         raise InputError(f"{path}: expected a JSON object of proxy name -> profile with at least "
                          "one proxy")
