@@ -7,14 +7,14 @@ from pathlib import Path
 from replayer.errors import InputError
 
 
-def read_json(path: Path | str, missing_hint: str):
+def read_json(path: Path | str, what: str, missing_hint: str):
     """The decoded file; a missing, unreadable or invalid file is an InputError naming it."""
     path = Path(path)
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except FileNotFoundError:
-        raise InputError(f"{path}: no such file; {missing_hint}") from None
+        raise InputError(f"{path}: no such {what} file; {missing_hint}") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -61,7 +61,7 @@ def _commands(path: Path, i: int, entry: dict, key: str) -> list[list[str]]:
 def load_config(path: Path | str) -> dict[str, ProxyConfig]:
     """yaml-location -> pre/post commands."""
     path = Path(path)
-    data = read_json(path, "-c/--config_proxy names the proxies' deployment config.json "
+    data = read_json(path, "config", "-c/--config_proxy names the proxies' deployment config.json "
                            "(vSwarm tools/profiler/config.json)")
     if not isinstance(data, list):
         raise InputError(f"{path}: expected a JSON list of {{\"yaml-location\", "

@@ -51,7 +51,7 @@ def _p75(path, name, entry, section) -> float:
 
 def load_profiles(path: Path | str) -> Profiles:
     path = Path(path)
-    data = read_json(path, "-p/--profile names the vSwarm profiler's profile.json")
+    data = read_json(path, "profile", "-p/--profile names the vSwarm profiler's profile.json")
     if not isinstance(data, dict) or not data:
         raise InputError(f"{path}: expected a JSON object of proxy name -> profile with at least "
                          "one proxy")
