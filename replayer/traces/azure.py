@@ -303,16 +303,13 @@ def read_trace(directory: Path | str, drop_incomplete: bool = False) -> AzureTra
         dur_rows.append(di)
         mem_rows.append(mi)
     if not drop_incomplete:
-        for k, di in dur_index.items():
-            if k not in inv_index:
-                raise InputError(f"{dur_path}: line {di + 2}: function {'/'.join(k)} is not in "
-                                 "invocations.csv; the files must list the same functions (or pass "
-                                 "--drop-incomplete)")
-        if not per_app_memory:
-            for k, mi in mem_index.items():
+        # Functions that only the other files list (memory per app has no function rows).
+        others = [(dur_path, dur_index)] + ([] if per_app_memory else [(mem_path, mem_index)])
+        for path, index in others:
+            for k, row in index.items():
                 if k not in inv_index:
-                    raise InputError(f"{mem_path}: line {mi + 2}: function {'/'.join(k)} is not "
-                                     "in invocations.csv; the files must list the same functions "
+                    raise InputError(f"{path}: line {row + 2}: function {'/'.join(k)} is not in "
+                                     "invocations.csv; the files must list the same functions "
                                      "(or pass --drop-incomplete)")
     if not keep:
         raise InputError(f"{inv_path}: no function with rows in all three files; nothing to replay")
