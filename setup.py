@@ -1,4 +1,4 @@
-"""Builds the Cython pacer from _ext/; everything else is plain Python (see pyproject.toml).
+"""Builds the Cython pacer and libcurl transport from _ext/; everything else is plain Python (see pyproject.toml).
 
 REPLAYER_DEBUG_BUILD=1 builds with bounds checks on and without optimisation.
 """
@@ -24,7 +24,15 @@ extensions = [
         ["_ext/_pacer.pyx"],
         include_dirs=["_ext"],
         extra_compile_args=["-O0", "-g"] if debug else ["-O3"],
-    )
+    ),
+    # libcurl is loaded at run time (the one pycurl brings), so no curl headers are needed.
+    Extension(
+        "replayer._curl",
+        ["_ext/_curl.pyx"],
+        include_dirs=["_ext"],
+        libraries=["dl"],
+        extra_compile_args=["-O0", "-g"] if debug else ["-O3"],
+    ),
 ]
 
 setup(ext_modules=cythonize(extensions, include_path=["_ext"], compiler_directives=directives))

@@ -15,37 +15,8 @@ cdef extern from "Python.h":
 from clock cimport (realtime_ns, sleep_until_realtime_ns, cpu_relax,
                     load_acquire, store_release)
 
-ctypedef struct RecordRow:
-    long long event
-    long long scheduled_ns
-    long long sent_ns        # 0: never sent
-    long long done_ns        # 0: never completed
-    long long bytes_in
-    int bytes_out
-    int status               # HTTP status or gRPC code
-    signed char error        # replayer.records.ErrorKind
-    char pad[7]
-
-ctypedef struct RingHeader:
-    long long write_idx      # advanced by the worker (release), read by the parent
-    long long read_idx       # advanced by the parent (release), read by the worker
-    long long capacity
-    long long pad[5]
-
-
-# Error kinds, the one list of them; replayer.records names them for Python.
-cdef enum:
-    ERR_OK = 0
-    ERR_TIMEOUT = 1
-    ERR_CONNECT = 2
-    ERR_RESET = 3
-    ERR_TLS = 4
-    ERR_PROTOCOL = 5
-    ERR_CANCELLED = 6
-    ERR_OVERLOAD = 7
-    ERR_NOT_SENT = 8
-    ERR_STATUS = 9
-    ERR_OTHER = 10
+# RecordRow, RingHeader, the error kinds and the class attributes are declared in _pacer.pxd,
+# so that transports in other Cython modules (replayer._curl) write rows without the GIL.
 
 ERROR_KINDS = ("ok", "timeout", "connect", "reset", "tls", "protocol", "cancelled",
                "overload", "not_sent", "status", "other")
@@ -88,11 +59,6 @@ cdef class RecordRing:
     Every scheduled request ends as exactly one row. When the parent falls behind, push waits
     rather than drop: losing a record is worse than a late one.
     """
-
-    cdef RingHeader *header
-    cdef RecordRow *rows
-    cdef object buffer       # keeps the shared mapping alive
-    cdef long long _full_waits
 
     def __cinit__(self, buffer, bint initialise=False, long long capacity=0):
         cdef unsigned char[::1] view = buffer
@@ -168,9 +134,6 @@ cdef class RecordRing:
 cdef class Transport:
     """Base of every transport. Subclasses (Python or Cython) own their in-flight state and
     must write exactly one ring row per submitted request, then decrement `inflight`."""
-
-    cdef public RecordRing ring
-    cdef public long long inflight
 
     def __init__(self, RecordRing ring):
         self.ring = ring
@@ -309,6 +272,8 @@ cdef class Pacer:
                 with nogil:
                     self.spin_until(due)
                 now = self.now()
+            if transport.inflight >= self.max_inflight:
+                transport.poll(0)   # GIL seam: at the bound, reap what finished first
             if transport.inflight >= self.max_inflight:
                 # Open loop: never wait for a slot, say that this one could not go.
                 ring.push(i, due, 0, 0, 0, ERR_OVERLOAD, 0, 0)

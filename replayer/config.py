@@ -62,6 +62,9 @@ class RunOptions:
                             "prior knowledge, cleartext)", choices=["1.1", "2", "h2c"])
     grpc_method: str = opt(HELLO_METHOD, "gRPC method of every request")
     grpc_name: str = opt("Invoke relay", "name field of the helloworld request")
+    grpc_client: str = opt("curl", "gRPC client: curl (HTTP/2 cleartext through libcurl, driven "
+                           "from C) or grpcio (the reference client, slower per request)",
+                           choices=["curl", "grpcio"])
     resolve: list[str] = opt(None, "send endpoint HOST to ADDR ('*=127.0.0.1' for all); the "
                              "Host header / :authority stays HOST (repeatable)",
                              default_factory=list, metavar="HOST=ADDR")

@@ -154,7 +154,8 @@ class Orchestrator:
             timeout_s=opts.timeout, resolve=resolve, url_template=opts.url_template,
             method=opts.method, headers=opts.headers, payload=payload,
             http_version=opts.http_version, insecure=opts.insecure,
-            grpc_method=opts.grpc_method, max_inflight=opts.max_inflight,
+            grpc_method=opts.grpc_method, grpc_client=opts.grpc_client,
+            max_inflight=opts.max_inflight,
             connections=opts.connections,
             trace_id_high=self.trace_id_high)
 

@@ -1,6 +1,7 @@
-"""`cython -a` proof that the pacer's loop holds no Python: every line of Pacer.run's send loop
+"""`cython -a` proof that the send path holds no Python: every line of Pacer.run's send loop
 compiles to plain C, except the marked transport seams (where the GIL is held on purpose) and
-the `with nogil` blocks (whose only cost is releasing the GIL)."""
+the `with nogil` blocks (whose only cost is releasing the GIL); and every line of the libcurl
+transport's per-request methods and callbacks is plain C."""
 from __future__ import annotations
 
 import html
@@ -13,14 +14,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _annotated_lines(tmp_path: Path) -> dict[int, tuple[int, str]]:
-    for f in ("_pacer.pyx", "clock.pxd"):
-        shutil.copy(ROOT / "_ext" / f, tmp_path / f)
+def _annotated_lines(tmp_path: Path, module: str) -> dict[int, tuple[int, str]]:
+    src = tmp_path / "_ext"
+    shutil.copytree(ROOT / "_ext", src)
     directives = ["-X", "boundscheck=False", "-X", "wraparound=False", "-X",
                   "initializedcheck=False", "-X", "cdivision=True"]
-    subprocess.run([sys.executable, "-m", "cython", "-3", "-a", *directives, "_pacer.pyx"],
-                   cwd=tmp_path, check=True, capture_output=True)
-    text = (tmp_path / "_pacer.html").read_text()
+    subprocess.run([sys.executable, "-m", "cython", "-3", "-a", "-I", ".", *directives,
+                    "--module-name", f"replayer.{module}", f"{module}.pyx"],
+                   cwd=src, check=True, capture_output=True)
+    text = (src / f"{module}.html").read_text()
     lines = {}
     for m in re.finditer(r'<pre class="cython line score-(\d+)"[^>]*>.<span class="">(\d+)</span>:(.*?)</pre>',
                          text, re.S):
@@ -30,7 +32,7 @@ def _annotated_lines(tmp_path: Path) -> dict[int, tuple[int, str]]:
 
 
 def test_send_loop_is_plain_c(tmp_path):
-    lines = _annotated_lines(tmp_path)
+    lines = _annotated_lines(tmp_path, "_pacer")
     source = (ROOT / "_ext" / "_pacer.pyx").read_text().splitlines()
     start = next(i for i, l in enumerate(source, 1) if l.strip() == "while i < n:")
     end = next(i for i, l in enumerate(source, 1) if i > start and l.strip() == "if burst:"
@@ -43,4 +45,42 @@ def test_send_loop_is_plain_c(tmp_path):
             offenders.append(f"{ln}: score {score}: {text.strip()}")
     assert not offenders, "Python operations in the pacer loop:\n" + "\n".join(offenders)
     seams = [ln for ln in range(start + 1, end) if "GIL seam" in source[ln - 1]]
-    assert len(seams) == 4     # flush after a burst, poll while far, submit, flush a long burst
+    # flush after a burst, poll while far, reap at the in-flight bound, submit, flush a long burst
+    assert len(seams) == 5
+
+
+# The libcurl transport's code run per request: each listed function, from its `def`/`cdef`
+# line to the next top-level or method definition, must be plain C (a `with nogil` block, taken
+# only to wait on epoll, costs just the release of the GIL).
+CURL_PER_REQUEST = ("cpdef int submit", "cpdef int flush", "cpdef int poll", "cdef int collect",
+                    "cdef int finish", "cdef int admit", "cdef int admit_queued",
+                    "cdef int start_admitted", "cdef int pump", "cdef size_t discard_body", "cdef int stamp_sent",
+                    "cdef size_t read_grpc_status", "cdef int watch_socket", "cdef int set_timer", "cdef int close_socket",
+                    "cdef signed char curl_error_kind", "cdef inline void write_hex",
+                    "cdef signed char grpc_kind", "cdef long grpc_code_of_failure",
+                    "cdef long grpc_code_of_http_status")
+
+
+def test_curl_transport_per_request_code_is_plain_c(tmp_path):
+    lines = _annotated_lines(tmp_path, "_curl")
+    source = (ROOT / "_ext" / "_curl.pyx").read_text().splitlines()
+    offenders, found = [], set()
+    for i, line in enumerate(source, 1):
+        head = next((h for h in CURL_PER_REQUEST if line.strip().startswith(h + "(")), None)
+        if head is None:
+            continue
+        found.add(head)
+        indent = len(line) - len(line.lstrip())
+        j = i + 1
+        while j <= len(source) and (not source[j - 1].strip()
+                                    or len(source[j - 1]) - len(source[j - 1].lstrip()) > indent):
+            j += 1
+        # The signature line itself (argument conversion for a cpdef's Python wrapper) is
+        # yellow by construction; the body is what runs per request.
+        for ln in range(i + 1, j):
+            score, _ = lines.get(ln, (0, ""))
+            text = source[ln - 1].strip()
+            if score and text and not text.startswith("#") and not text.startswith("with nogil:"):
+                offenders.append(f"{ln}: score {score}: {source[ln - 1].strip()}")
+    assert found == set(CURL_PER_REQUEST)
+    assert not offenders, "Python operations in the libcurl transport:\n" + "\n".join(offenders)

@@ -45,11 +45,12 @@ class FakeClockTransport(_pacer.Transport):
     """Records the fake time of each submit; optionally costs fake time per request and keeps
     requests in flight until polled."""
 
-    def __init__(self, ring, cost_ns=0, hold=False):
+    def __init__(self, ring, cost_ns=0, hold=False, hold_ns=0):
         super().__init__(ring)
         self.pacer = None
         self.cost_ns = cost_ns
         self.hold = hold
+        self.hold_ns = hold_ns      # a held request completes once in flight this long
         self.sent = []
         self.held = []
         self.flushes = 0
@@ -71,17 +72,19 @@ class FakeClockTransport(_pacer.Transport):
 
     def poll(self, timeout_ns):
         self.pacer.advance(timeout_ns)
-        for event, sched, sent in self.held:
-            self.ring.record(event, sched, sent, self.pacer.fake_now, 200, 0, 0, 0)
-        self.inflight -= len(self.held)
-        self.held.clear()
+        now = self.pacer.fake_now
+        done = [h for h in self.held if now - h[2] >= self.hold_ns]
+        for event, sched, sent in done:
+            self.ring.record(event, sched, sent, now, 200, 0, 0, 0)
+        self.inflight -= len(done)
+        self.held = [h for h in self.held if now - h[2] < self.hold_ns]
         return 0
 
 
 def run_fake(t_ns, start=1_000 * MS, now=0, scale=1.0, cost_ns=0, hold=False, first=0, stride=1,
-             max_inflight=1 << 30, spin_ns=50 * US):
+             max_inflight=1 << 30, spin_ns=50 * US, hold_ns=0):
     ring, rows = make_ring()
-    tr = FakeClockTransport(ring, cost_ns=cost_ns, hold=hold)
+    tr = FakeClockTransport(ring, cost_ns=cost_ns, hold=hold, hold_ns=hold_ns)
     pacer = _pacer.Pacer(np.asarray(t_ns, np.int64), first, stride, control_block(start, scale),
                          spin_ns, max_inflight, True, now)
     tr.pacer = pacer
@@ -131,12 +134,21 @@ def test_pacer_polls_inflight_while_waiting():
 
 
 def test_pacer_records_overload_instead_of_queueing():
-    pacer, tr, rows = run_fake([0, 0, 0, 0], hold=True, max_inflight=2)
+    # Requests take 10 ms; four are due at once with room for two: the pacer does not wait.
+    pacer, tr, rows = run_fake([0, 0, 0, 0], hold=True, hold_ns=10 * MS, max_inflight=2)
     assert [e for e, _, _ in tr.sent] == [0, 1]
     over = rows[rows["error"] == ErrorKind.OVERLOAD]
     assert sorted(over["event"].tolist()) == [2, 3]
     assert (over["sent_ns"] == 0).all()
     assert pacer.overloaded == 2 and len(rows) == 4
+
+
+def test_pacer_at_the_bound_reaps_finished_requests_before_refusing():
+    # Finished but not yet collected: at the bound the pacer collects them (without waiting)
+    # and sends, rather than refusing requests it has room for.
+    pacer, tr, rows = run_fake([0, 0, 0, 0], hold=True, hold_ns=0, max_inflight=2)
+    assert [e for e, _, _ in tr.sent] == [0, 1, 2, 3]
+    assert pacer.overloaded == 0 and len(rows) == 4
 
 
 def test_pacer_stop_records_every_unsent_event():

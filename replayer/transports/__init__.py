@@ -24,6 +24,7 @@ class TransportConfig:
     http_version: str = "1.1"
     insecure: bool = False
     grpc_method: str = "/helloworld.Greeter/SayHello"
+    grpc_client: str = "curl"            # "curl" (HTTP/2 from C) or "grpcio"
     max_inflight: int = 10000
     connections: int = 64                # HTTP connections per host, per worker
     trace_id_high: int | None = None     # -trace: the run's 64-bit trace id prefix
@@ -41,8 +42,11 @@ def traceparent(trace_id_high: int, event: int) -> str:
 
 def make_transport(config: TransportConfig, ring, target_column):
     if config.protocol == "http":
-        from replayer.transports.http import HttpTransport
-        return HttpTransport(ring, config, target_column)
+        from replayer.transports.http import http_transport
+        return http_transport(ring, config, target_column)
+    if config.protocol == "grpc" and config.grpc_client == "curl":
+        from replayer.transports.http import grpc_transport
+        return grpc_transport(ring, config, target_column)
     if config.protocol == "grpc":
         from replayer.transports.grpc import GrpcTransport
         return GrpcTransport(ring, config, target_column)
