@@ -73,8 +73,9 @@ class RunOptions:
     no_pin: bool = opt(False, "do not pin workers to CPUs", action="store_true")
     max_inflight: int = opt(10000, "requests in flight per worker; one due beyond it is recorded "
                             "as 'overload', never queued or dropped")
-    connections: int = opt(64, "HTTP connections per host per worker; past them requests wait "
-                           "in libcurl for a free one (HTTP/2 multiplexes over them)")
+    connections: int = opt(64, "connections per host per worker (HTTP/2 and gRPC multiplex "
+                           "100 streams on each); past them requests wait in order for a free "
+                           "one, and the wait shows as send lag")
     time_scale: float = opt(1.0, "multiply trace times (0.5 replays twice as fast)")
     shard: str = opt("0/1", "replay node I's share of N nodes (I/N), events I, I+N, ...",
                      metavar="I/N")
