@@ -169,3 +169,24 @@ def test_abort_cancels_queued_and_in_flight(server):
     transport.abort()
     assert transport.inflight == 0 and ring.write_idx == n
     transport.close()
+
+
+@pytest.mark.parametrize("client", ["curl", "grpcio"])
+def test_grpc_clients_record_the_same_answers(tmp_path, target, client):
+    # Both gRPC clients against the built-in grpcio server: same statuses, message sizes and
+    # one record per request.
+    from conftest import replayer, write_load
+    from replayer.helloworld import hello_reply, hello_request
+    from replayer.records import read_records
+    load = write_load(tmp_path / "load.json", [(list(range(0, 1_000_000, 50_000)), ["svc"] * 20)])
+    out = tmp_path / client
+    replayer("run", "-traceFile", str(load), "-min=false", "-duration", "1", "-warmup", "0",
+             "-workers", "1", "--protocol", "grpc", "--grpc-client", client,
+             "-port", str(target.grpc_port), "--resolve", "*=127.0.0.1", "--out", str(out),
+             check_exit=0)
+    table, problems = read_records(out)
+    assert problems == [] and table.num_rows == 20
+    assert set(table.column("error").cast("string").to_pylist()) == {"ok"}
+    assert set(table.column("status").to_pylist()) == {0}
+    assert set(table.column("bytes_out").to_pylist()) == {len(hello_request("Invoke relay"))}
+    assert set(table.column("bytes_in").to_pylist()) == {len(hello_reply("Hello Invoke relay"))}
