@@ -26,6 +26,9 @@ class Schedule:
     classes: list[str] = field(default_factory=list)
     unit_ns: int = MINUTE_NS              # length of one trace unit (minute or second)
     source: str = ""
+    # Shared segments the columns live in, when a decoder wrote them there (replayer.shm):
+    # kept alive with the schedule so a run shares them as they are.
+    segments: tuple = field(default=(), repr=False, compare=False)
 
     def __post_init__(self):
         self.t_ns = np.ascontiguousarray(self.t_ns, dtype=np.int64)

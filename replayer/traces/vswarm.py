@@ -1,17 +1,27 @@
 """vSwarm load.json: a list with one object per minute (or second),
 `{"timestamp": [µs offsets from the start of that unit, sorted], "endpoint": [host names]}`.
 
-Decoding streams one unit at a time, so a 10-million-request file costs the output columns
-plus one unit's Python lists, not the whole document as Python objects.
+`read_load_json` streams: it reads the file a chunk at a time and writes each request
+straight into the shared columns a run hands to its workers, so a 10-million-request file costs
+the columns (12 bytes a request) and a few chunks, however large a unit is. The reference
+decoder (`iter_units`, `_read_reference`: one unit at a time as Python objects) has the last
+word on anything the streaming one does not take, so every malformed file gets its exact
+message.
 """
 from __future__ import annotations
 
+import ctypes
 import json
+import os
+import stat
+import warnings
+from json.decoder import scanstring
 from pathlib import Path
 from typing import IO, Iterator
 
 import numpy as np
 
+from replayer import shm
 from replayer.errors import InputError
 from replayer.schedule import MINUTE_NS, NS_PER_S, NS_PER_US, Schedule
 
@@ -176,12 +186,12 @@ def _offsets(name: str, unit: int, values: list, unit_us: int) -> np.ndarray:
     return ts
 
 
-def read_load_json(path: Path | str, minute: bool = True, max_units: int | None = None) -> Schedule:
-    """Decode a vSwarm load.json into a Schedule (t_ns from the start of unit 0).
-
-    max_units: read only the first units (the invoker's -duration). Requests at the same
-    microsecond stay distinct requests.
-    """
+def _read_reference(path: Path | str, minute: bool, max_units: int | None,
+                    keep: bool = True) -> Schedule | None:
+    """The reference decoder: one unit at a time as Python objects (memory grows with the
+    largest unit), every check in its order, the exact message for every malformed file.
+    keep=False only checks (returns None): a malformed file raises, a valid one costs no
+    columns."""
     name = str(path)
     unit_ns = MINUTE_NS if minute else NS_PER_S
     unit_us = unit_ns // NS_PER_US
@@ -206,11 +216,425 @@ def read_load_json(path: Path | str, minute: bool = True, max_units: int | None 
                                          "not a host name; every request needs a non-empty endpoint")
                     k = table[e] = len(table)
                 ids[j] = k
-        times.append(ts * NS_PER_US + unit * unit_ns)
-        target_cols.append(ids)
+        if keep:
+            times.append(ts * NS_PER_US + unit * unit_ns)
+            target_cols.append(ids)
+    if not keep:
+        return None
     t_ns = np.concatenate(times) if times else np.empty(0, np.int64)
     target = np.concatenate(target_cols) if target_cols else np.empty(0, np.int32)
     return Schedule(t_ns=t_ns, target=target, targets=list(table), unit_ns=unit_ns, source=name)
+
+
+# --- the streaming decoder ---------------------------------------------------------------------
+#
+# It reads the file in chunks of bytes and writes every request straight into the shared
+# columns (replayer.shm.Column). Within an array it takes whole runs of elements at once, as
+# far as the chunk goes: timestamps through numpy's text parser, checked exactly (only digits,
+# commas and blanks; every comma between two numbers; every digit accounted for by the values,
+# so no leading zero, no overflow, no empty element), endpoints by splitting at commas and
+# looking each element's text up in a table of texts already decoded. Anything else (an
+# escaped or new name, odd spacing) goes element by element through json's own string decoder.
+# Whatever it does not accept (every malformed file, and a few valid oddities such as a
+# repeated key or "-0") is left to the reference decoder above, which gives the exact message
+# (or decodes the file).
+
+_READ_BYTES = 1 << 20
+_BLANKS = b" \t\n\r"
+_BLANK = frozenset(_BLANKS)
+_NUMBER_TEXT = b"0123456789," + _BLANKS
+_POW10 = 10 ** np.arange(1, 19, dtype=np.int64)
+_MAX_FORMS = 4096           # element texts remembered per file (beyond: decoded each time)
+_ONE_BY_ONE = 64            # endpoints decoded one at a time after one that a run cannot take
+_SHORT_RUN = 1 << 12        # bytes in the next run after that
+_LBRACKET, _RBRACKET, _LBRACE, _RBRACE = b"[]{}"
+_QUOTE, _COMMA, _COLON, _BACKSLASH = b'",:\\'
+
+
+class _Fallback(Exception):
+    """Left to the reference decoder."""
+
+
+class _Reader:
+    """The file's bytes, read in chunks: buf[pos:] is what is left to decode."""
+
+    def __init__(self, f):
+        self.f = f
+        self.buf = b""
+        self.pos = 0
+        self.eof = False
+
+    def more(self) -> bool:
+        """Append the next chunk (bigger when a single value is already long); False at EOF."""
+        if self.eof:
+            return False
+        left = len(self.buf) - self.pos
+        chunk = self.f.read(max(_READ_BYTES, left))
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf = self.buf[self.pos:] + chunk
+        self.pos = 0
+        return True
+
+    def peek(self) -> int:
+        """The next non-blank byte (not consumed), -1 at the end of the file."""
+        while True:
+            buf, pos, n = self.buf, self.pos, len(self.buf)
+            while pos < n and buf[pos] in _BLANK:
+                pos += 1
+            self.pos = pos
+            if pos < n:
+                return buf[pos]
+            if not self.more():
+                return -1
+
+    def string(self) -> str:
+        """The JSON string at pos (a '"'), decoded as json decodes it; pos moves past it."""
+        rel = 1
+        while True:
+            end = self.buf.find(b'"', self.pos + rel)
+            if end < 0:
+                rel = len(self.buf) - self.pos
+                if not self.more():
+                    raise _Fallback
+                continue
+            k = end
+            while self.buf[k - 1] == _BACKSLASH:
+                k -= 1
+            if (end - k) % 2 == 0:
+                break                   # not an escaped quote: the string's end
+            rel = end + 1 - self.pos
+        try:
+            value, _ = scanstring(self.buf[self.pos + 1:end].decode("utf-8") + '"', 0)
+        except (UnicodeDecodeError, json.JSONDecodeError, ValueError):
+            raise _Fallback from None
+        self.pos = end + 1
+        return value
+
+    def skip_value(self, decoder: json.JSONDecoder) -> None:
+        """Decode and drop the JSON value at pos (a field other than timestamp/endpoint),
+        looking at a window of the buffer that grows until the value fits in it."""
+        size = 1 << 12
+        while True:
+            while len(self.buf) - self.pos < size and self.more():
+                pass
+            window = self.buf[self.pos:self.pos + size]
+            whole = self.eof and self.pos + size >= len(self.buf)
+            try:
+                text = window.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                if whole or exc.start < len(window) - 4:
+                    raise _Fallback from None
+                text = window[:exc.start].decode("utf-8")   # a character cut by the window
+                whole = False
+            try:
+                _, stop = decoder.raw_decode(text)
+            except json.JSONDecodeError:
+                if whole:
+                    raise _Fallback from None
+                size *= 4
+                continue
+            except (ValueError, RecursionError):
+                raise _Fallback from None
+            if stop == len(text) and not whole:
+                size *= 4               # a number may go on past the window
+                continue
+            self.pos += len(text[:stop].encode("utf-8"))
+            return
+
+    def run(self, limit: int = 0) -> tuple[bytes, int, bool]:
+        """The elements from pos to the array's end, or to the last comma in the buffer (or
+        within `limit` bytes, when there is one): (their text, where the next run starts,
+        whether the array ends there)."""
+        while True:
+            buf, pos = self.buf, self.pos
+            stop = pos + limit if limit else len(buf)
+            end = buf.find(b"]", pos, stop)
+            if end >= 0:
+                return buf[pos:end], end + 1, True
+            cut = buf.rfind(b",", pos, stop)
+            if cut >= 0:
+                return buf[pos:cut], cut + 1, False
+            if limit:
+                limit = 0
+                continue
+            if not self.more():
+                raise _Fallback
+
+
+def _numbers(text: bytes) -> np.ndarray | None:
+    """Non-negative integers separated by commas, sorted ascending, as int64 (None for blank
+    text); _Fallback for anything else."""
+    if text.translate(None, _NUMBER_TEXT):
+        raise _Fallback
+    compact = text.translate(None, _BLANKS)
+    if not compact:
+        return None
+    if compact[0] == _COMMA or compact[-1] == _COMMA or b",," in compact:
+        raise _Fallback
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            values = np.fromstring(text, dtype=np.int64, sep=",")
+    except (ValueError, DeprecationWarning):
+        raise _Fallback from None
+    commas = compact.count(b",")
+    n = len(values)
+    if n != commas + 1 or (n > 1 and not (values[1:] >= values[:-1]).all()):
+        raise _Fallback
+    # Every digit is in a value: sorted, the values with k+1 digits or more are those >= 10**k.
+    digits = n + n * len(_POW10) - int(np.searchsorted(values, _POW10).sum())
+    if digits != len(compact) - commas:
+        raise _Fallback
+    return values
+
+
+class _FastDecoder:
+    def __init__(self, f, unit_ns: int, max_units: int | None):
+        self.r = _Reader(f)
+        self.unit_ns = unit_ns
+        self.unit_us = unit_ns // NS_PER_US
+        self.max_units = max_units
+        self.t_ns = shm.Column("t_ns", np.int64)
+        self.target = shm.Column("target", np.int32)
+        self.table: dict[str, int] = {}
+        self.forms: dict[bytes, int] = {}   # an element's text (blanks included) -> endpoint id
+        self.decoder = json.JSONDecoder()
+
+    def decode(self) -> int:
+        """Rows decoded into the columns."""
+        r = self.r
+        if r.peek() != _LBRACKET:
+            raise _Fallback
+        r.pos += 1
+        rows = unit = 0
+        if r.peek() == _RBRACKET:
+            return 0
+        while True:
+            if self.max_units is not None and unit >= self.max_units:
+                return rows
+            if r.peek() != _LBRACE:
+                raise _Fallback
+            r.pos += 1
+            rows += self.unit(unit, rows)
+            unit += 1
+            c = r.peek()
+            if c == _COMMA:
+                r.pos += 1
+                continue
+            if c != _RBRACKET:
+                raise _Fallback
+            r.pos += 1
+            break
+        if r.peek() != -1:
+            raise _Fallback
+        return rows
+
+    def unit(self, unit: int, start: int) -> int:
+        r = self.r
+        counts: dict[str, int] = {}
+        c = r.peek()
+        while True:
+            if c != _QUOTE:
+                raise _Fallback
+            key = r.string()
+            if key in counts or r.peek() != _COLON:
+                raise _Fallback
+            r.pos += 1
+            c = r.peek()
+            if key == "timestamp" or key == "endpoint":
+                if c != _LBRACKET:
+                    raise _Fallback
+                r.pos += 1
+                counts[key] = (self.timestamps(unit, start) if key == "timestamp"
+                               else self.endpoints(start))
+            else:
+                counts[key] = 0
+                r.skip_value(self.decoder)
+            c = r.peek()
+            if c == _COMMA:
+                r.pos += 1
+                c = r.peek()
+                continue
+            if c != _RBRACE:
+                raise _Fallback
+            r.pos += 1
+            break
+        n = counts.get("timestamp")
+        if n is None or n != counts.get("endpoint"):
+            raise _Fallback
+        return n
+
+    def timestamps(self, unit: int, start: int) -> int:
+        r = self.r
+        count, last = 0, 0
+        base = unit * self.unit_ns
+        while True:
+            text, after, final = r.run()
+            values = _numbers(text)
+            if values is None:
+                if final and count == 0:
+                    r.pos = after
+                    return 0
+                raise _Fallback
+            if values[0] < last or values[-1] >= self.unit_us:
+                raise _Fallback
+            last = int(values[-1])
+            values *= NS_PER_US
+            values += base
+            self.t_ns.write(start + count, values)
+            count += len(values)
+            r.pos = after
+            if final:
+                return count
+
+    def endpoints(self, start: int) -> int:
+        r = self.r
+        count = 0
+        limit = 0       # after an element a run could not take, short runs (doubling) for a while
+        while True:
+            text, after, final = r.run(limit)
+            parts = text.split(b",")
+            try:
+                ids = np.fromiter(map(self.forms.__getitem__, parts), np.int32, len(parts))
+                taken = len(parts)
+            except KeyError:
+                ids, taken = self.new_forms(parts)
+            self.target.write(start + count, ids)
+            count += len(ids)
+            if taken == len(parts):
+                r.pos = after
+                if final:
+                    return count
+                if limit:
+                    limit = 0 if limit >= _READ_BYTES else 2 * limit
+                continue
+            limit = _SHORT_RUN
+            # parts[taken] is not a whole element: a name with a comma or ']' in it, or
+            # malformed text. Element by element past it (a few more, so that names with
+            # commas do not cost a fresh split of the chunk each), then whole runs again.
+            r.pos += sum(map(len, parts[:taken])) + taken
+            for _ in range(_ONE_BY_ONE):
+                count, done = self.endpoints_one_by_one(start, count)
+                if done:
+                    return count
+
+    def new_forms(self, parts: list[bytes]) -> tuple[list[int], int]:
+        """Endpoint ids of the leading parts that are whole elements (a JSON string between
+        blanks), learning the new ones: (ids, how many parts)."""
+        ids: list[int] = []
+        forms, table = self.forms, self.table
+        for i, part in enumerate(parts):
+            k = forms.get(part)
+            if k is None:
+                text = part.strip(_BLANKS)
+                if len(text) < 2 or text[0] != _QUOTE or text[-1] != _QUOTE:
+                    return ids, i
+                try:
+                    inner = text[1:-1].decode("utf-8")
+                    name, end = scanstring(inner + '"', 0)
+                except (UnicodeDecodeError, json.JSONDecodeError, ValueError):
+                    return ids, i
+                if end != len(inner) + 1 or not name.strip():
+                    return ids, i
+                k = table.get(name)
+                if k is None:
+                    k = table[name] = len(table)
+                if len(forms) < _MAX_FORMS:
+                    forms[part] = k
+            ids.append(k)
+        return ids, len(parts)
+
+    def endpoints_one_by_one(self, start: int, count: int) -> tuple[int, bool]:
+        """One element from pos (or the end of an empty array), with json's string decoder:
+        (count, whether the array ended)."""
+        r = self.r
+        c = r.peek()
+        if c == _RBRACKET and count == 0:
+            r.pos += 1
+            return count, True
+        if c != _QUOTE:
+            raise _Fallback
+        name = r.string()
+        if not name.strip():
+            raise _Fallback
+        k = self.table.get(name)
+        if k is None:
+            k = self.table[name] = len(self.table)
+        self.target.write(start + count, [k])
+        c = r.peek()
+        if c != _COMMA and c != _RBRACKET:
+            raise _Fallback
+        r.pos += 1
+        return count + 1, c == _RBRACKET
+
+    def schedule(self, rows: int, name: str) -> Schedule:
+        t_ns, target = self.t_ns.finish(rows), self.target.finish(rows)
+        return Schedule(t_ns=t_ns, target=target, targets=list(self.table), unit_ns=self.unit_ns,
+                        source=name, segments=(self.t_ns.segment, self.target.segment))
+
+    def discard(self) -> None:
+        self.t_ns.discard()
+        self.target.discard()
+
+
+def read_load_json(path: Path | str, minute: bool = True, max_units: int | None = None) -> Schedule:
+    """Decode a vSwarm load.json into a Schedule (t_ns from the start of unit 0), its columns
+    in shared memory ready for the workers.
+
+    max_units: read only the first units (the invoker's -duration). Requests at the same
+    microsecond stay distinct requests. Memory: the columns (12 bytes a request) and a few
+    chunks of the file, however large a unit is.
+    """
+    name = str(path)
+    unit_ns = MINUTE_NS if minute else NS_PER_S
+    try:
+        f = open(path, "rb")
+        regular = stat.S_ISREG(os.fstat(f.fileno()).st_mode)
+    except OSError:
+        f, regular = None, False
+    if not regular:
+        if f is not None:
+            f.close()
+        # The reference's message, or a pipe (read once: no second pass for a message).
+        return _read_reference(path, minute, max_units)
+    with f:
+        dec = _FastDecoder(f, unit_ns, max_units)
+        try:
+            rows = dec.decode()
+        except BaseException as exc:
+            dec.discard()
+            if not isinstance(exc, _Fallback):
+                raise
+            rows = None
+    if rows is None:
+        # The reference raises the exact message. A valid file that only it takes (a repeated
+        # key, "-0") is checked first, in the memory of one unit, then decoded.
+        _read_reference(path, minute, max_units, keep=False)
+        return _read_reference(path, minute, max_units)
+    _release_free_heap()
+    if rows == 0:
+        dec.discard()
+        return Schedule(t_ns=np.empty(0, np.int64), target=np.empty(0, np.int32),
+                        targets=list(dec.table), unit_ns=unit_ns, source=name)
+    return dec.schedule(rows, name)
+
+
+def _release_free_heap() -> None:
+    """Give the chunks the decoder freed back to the system (glibc keeps freed heap memory,
+    about 1 byte a request here, for later allocations); nothing where there is no glibc."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
 
 
 def write_load_json(schedule: Schedule, path: Path | str) -> None:
