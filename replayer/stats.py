@@ -29,6 +29,129 @@ def percentiles(values: np.ndarray, qs=PERCENTILES) -> np.ndarray:
     return np.percentile(values, qs, method=PERCENTILE_METHOD)
 
 
+def nearest_ranks(n: int, qs) -> np.ndarray:
+    """0-based positions in the sorted values of the percentiles qs of n values, as numpy's
+    inverted_cdf computes them (the same floating-point steps, so the same positions)."""
+    virtual = n * np.true_divide(np.asarray(qs, dtype=np.float64), 100) - 1
+    previous = np.floor(virtual)
+    ranks = np.where(virtual - previous == 0, previous, previous + 1).astype(np.intp)
+    ranks[ranks < 0] = 0
+    return ranks
+
+
+_ONE_BITS = int(np.float64(1.0).view(np.int64))
+_KEY_MID = 1 << 58
+
+
+def _order_keys(values: np.ndarray) -> np.ndarray:
+    """int64 keys in [0, 2**59] in the order of the int64 values: the float64 bit pattern of
+    |v| counted from 1.0 (so no key is spent on fractions), mirrored below 2**58 for negative
+    values. Equal keys only for equal values below 2**53 in magnitude."""
+    keys = values.astype(np.float64).view(np.int64)
+    if values.size and values.min() < 0:
+        m = np.maximum((keys & ((1 << 63) - 1)) - (_ONE_BITS - 1), 0)
+        return np.where(values < 0, _KEY_MID - m, _KEY_MID + m)
+    keys -= _ONE_BITS - 1 - _KEY_MID          # in place: keys is a fresh array
+    return np.maximum(keys, _KEY_MID, out=keys)
+
+
+class _Range:
+    """Values whose order keys lie in [lo, hi]: counted in 2**BITS finer ranges, or kept."""
+
+    def __init__(self, lo: int, hi: int, before: int, wants: list, keep: bool, bits: int):
+        self.lo, self.hi = lo, hi
+        self.before = before        # values below lo
+        self.wants = wants          # [(index in qs, rank among all values)]
+        self.kept: list[np.ndarray] | None = [] if keep else None
+        self.shift = max(0, (hi - lo).bit_length() - bits)
+        self.hist = None if keep else np.zeros(1 << bits, np.int64)
+        self.min: int | None = None
+        self.max: int | None = None
+
+
+class StreamedPercentiles:
+    """Exact nearest-rank percentiles (as `percentiles`) of int64 values read in several passes
+    over the same data, in memory bounded by a few histograms, not by the number of values.
+
+    Every pass `add`s the same values in the same order, then calls `end_pass`, until `open()`
+    is false. Pass 1 counts values in 65536 ranges of their order keys (1/256 of an octave
+    each); each later pass either keeps the values of the range holding a wanted rank
+    (when it holds at most COLLECT) and picks it, or splits that range 65536 ways again.
+    Two passes in practice; five at most (six when more than COLLECT values beyond 2**53 share
+    a float64, which no nanosecond latency of this century does).
+    """
+
+    BITS = 16
+    COLLECT = 1 << 18
+
+    def __init__(self, qs):
+        self.qs = tuple(qs)
+        self.n = 0
+        self.passes = 0
+        self.result: list[int | None] = [None] * len(self.qs)
+        self.ranges = [_Range(0, 2 * _KEY_MID, 0, [], False, self.BITS)]
+
+    def open(self) -> bool:
+        return bool(self.ranges)
+
+    def add(self, values: np.ndarray) -> None:
+        values = np.asarray(values, dtype=np.int64)
+        if values.size == 0 or not self.ranges:
+            return
+        if self.passes == 0:
+            self.n += values.size
+        keys = _order_keys(values)
+        for r in self.ranges:
+            if self.passes == 0:
+                k, v = keys, values
+            else:
+                m = (keys >= r.lo) & (keys <= r.hi)
+                k, v = keys[m], values[m]
+                if v.size == 0:
+                    continue
+                lo_v, hi_v = int(v.min()), int(v.max())
+                r.min = lo_v if r.min is None else min(r.min, lo_v)
+                r.max = hi_v if r.max is None else max(r.max, hi_v)
+            if r.kept is not None:
+                r.kept.append(v)
+            else:
+                r.hist += np.bincount((k - r.lo) >> r.shift, minlength=len(r.hist))
+
+    def end_pass(self) -> None:
+        if self.passes == 0 and self.n:
+            self.ranges[0].wants = list(enumerate(nearest_ranks(self.n, self.qs).tolist()))
+        self.passes += 1
+        nxt: list[_Range] = []
+        for r in self.ranges:
+            if r.kept is not None:
+                kept = np.sort(np.concatenate(r.kept))
+                for i, rank in r.wants:
+                    self.result[i] = int(kept[rank - r.before])
+            elif r.min is not None and r.min == r.max:
+                for i, _ in r.wants:
+                    self.result[i] = r.min
+            elif r.lo == r.hi:
+                # One key, several values (beyond 2**53): keep them.
+                nxt.append(_Range(r.lo, r.hi, r.before, r.wants, True, self.BITS))
+            else:
+                cum = np.cumsum(r.hist)
+                split: dict[int, _Range] = {}
+                for i, rank in r.wants:
+                    b = int(np.searchsorted(cum, rank - r.before, side="right"))
+                    if b not in split:
+                        lo = r.lo + (b << r.shift)
+                        hi = min(r.hi, lo + (1 << r.shift) - 1)
+                        split[b] = _Range(lo, hi, r.before + (int(cum[b - 1]) if b else 0), [],
+                                          int(r.hist[b]) <= self.COLLECT, self.BITS)
+                    split[b].wants.append((i, rank))
+                nxt.extend(split.values())
+        self.ranges = nxt
+
+    def values(self) -> list[int | None]:
+        """The percentiles, in the order of qs (None when there were no values)."""
+        return self.result
+
+
 def distribution(values_ns: np.ndarray) -> dict:
     """count, mean, min and PERCENTILE_LABELS of nanosecond values, in nanoseconds (int)."""
     values_ns = np.asarray(values_ns)
