@@ -73,11 +73,37 @@ class LocalTarget:
                 self.proc.kill()
 
 
-def _ring_capacity(events: int) -> int:
+RING_SPAN_NS = 250_000_000      # a ring holds this long (real time) of its worker's busiest stretch
+RING_FLOOR = 1 << 14            # and at least this many rows (a late worker catching up)
+
+
+def _min_span(t_ns: np.ndarray, k: int, chunk: int = 1 << 20) -> int:
+    """The shortest time that k + 1 consecutive requests span (chunked: bounded temporaries)."""
+    best = None
+    for lo in range(0, len(t_ns) - k, chunk):
+        hi = min(lo + chunk, len(t_ns) - k)
+        d = int((t_ns[lo + k:hi + k] - t_ns[lo:hi]).min())
+        best = d if best is None else min(best, d)
+    return 0 if best is None else best
+
+
+def _ring_capacity(events: int, t_ns: np.ndarray | None = None, stride: int = 1,
+                   time_scale: float = 1.0) -> int:
+    """Rows of a worker's record ring (a power of two): no more than its events need (within
+    MIN_RING..MAX_RING) and, given the schedule (every stride-th request is the worker's),
+    no more than RING_SPAN_NS of its busiest stretch needs, but at least RING_FLOOR. The
+    parent drains a ring once it is a quarter full (it looks every SUPERVISE_TICK_S), so a
+    worker waits for room only when the parent falls behind for most of RING_SPAN_NS."""
     cap = MIN_RING
     while cap < events and cap < MAX_RING:
         cap <<= 1
-    return cap
+    if t_ns is None:
+        return cap
+    span = RING_SPAN_NS / time_scale            # in schedule time
+    need = min(cap, RING_FLOOR)
+    while need < cap and need * stride < len(t_ns) and _min_span(t_ns, need * stride) < span:
+        need <<= 1
+    return need
 
 
 # Arrow bytes per record on disk (measured: ~58 B of columns plus batch framing), with margin.
@@ -190,9 +216,11 @@ class Orchestrator:
         warmup_ns = opts.warmup * opts.unit_s * NS_PER_S
         tconf = self.transport_config(schedule)
 
+        # A load.json is decoded straight into shared segments: they are shared as they are.
+        # Other schedules are copied into new ones, which then serve the parent too (its
+        # private columns, 12 B a request, are dropped).
         seg_t, t_view = shm.share_array("t_ns", schedule.t_ns)
         seg_target, target_view = shm.share_array("target", schedule.target)
-        # The shared copies serve the parent too: drop its private columns (12 B a request).
         schedule.t_ns, schedule.target = t_view, target_view
         control_seg = shm.Segment("control", _pacer.CONTROL_SIZE * 8)
         status_seg = shm.Segment("status", workers * STATUS_FIELDS * 8)
@@ -205,10 +233,11 @@ class Orchestrator:
         metadata = {"version": __version__, "trace": str(opts.trace_file),
                     "protocol": opts.protocol, "time_scale": opts.time_scale}
         shards = worker_shards(workers, opts.shard_index, opts.shard_count)
+        cap = _ring_capacity(len(range(shards[0][0], n, shards[0][1])), schedule.t_ns,
+                             shards[0][1], opts.time_scale)
         specs = []
         for k, (first, stride) in enumerate(shards):
             events = len(range(first, n, stride))
-            cap = _ring_capacity(events)
             ring_seg = shm.Segment(f"ring{k}", _pacer.RecordRing.nbytes(cap))
             self.segments.append(ring_seg)
             ring = _pacer.RecordRing(ring_seg.map, True, cap)
