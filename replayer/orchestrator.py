@@ -280,10 +280,6 @@ class Orchestrator:
                             daemon=True)
             p.start()
             self.procs.append(p)
-        if pin and workers < len(cpus):
-            # The parent (drains, Arrow writes) keeps off the workers' CPUs when some are left:
-            # woken on a worker's CPU it would preempt that pacer for its whole drain.
-            os.sched_setaffinity(0, set(cpus[workers:]))
         old_handlers = self._install_signals()
         try:
             self._wait_ready()
