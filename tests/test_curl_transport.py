@@ -190,3 +190,45 @@ def test_grpc_clients_record_the_same_answers(tmp_path, target, client):
     assert set(table.column("status").to_pylist()) == {0}
     assert set(table.column("bytes_out").to_pylist()) == {len(hello_request("Invoke relay"))}
     assert set(table.column("bytes_in").to_pylist()) == {len(hello_reply("Hello Invoke relay"))}
+
+
+class _Closing(_Recorder):
+    """Answers with Connection: close (close_each) or drops idle keep-alive connections after
+    50 ms (a short server keep-alive timeout)."""
+    close_each = False
+    timeout = 0.05
+
+    def _answer(self):
+        if self.close_each:
+            self.close_connection = True
+        super()._answer()
+
+    def send_header(self, name, value):
+        super().send_header(name, value)
+        if name == "Content-Length" and self.close_each:
+            super().send_header("Connection", "close")
+
+    do_GET = _answer
+
+
+@pytest.mark.parametrize("close_each", [True, False], ids=["connection-close", "idle-timeout"])
+def test_connections_the_server_closes_are_replaced(close_each):
+    # Every answer closes its connection, or every connection is closed while idle between
+    # requests: libcurl closes and opens sockets all the time (their numbers are reused), and
+    # every request still goes out and is answered. (A refused dial, whose next socket wants
+    # the same events under the same number, is tests/test_faults.py::test_target_down.)
+    _Closing.close_each = close_each
+    _Recorder.seen = []
+    _Recorder.delay_s = 0.0
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Closing)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        t_ns = np.arange(12) * (5 if close_each else 100) * MS
+        rows, _ = _replay(srv.server_address[1], t_ns, [0] * 12, ["svc.test"])
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert (rows["error"] == 0).all(), rows["error"]
+    assert (rows["status"] == 200).all()
+    assert len(_Recorder.seen) == 12
