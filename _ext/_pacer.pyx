@@ -138,6 +138,7 @@ cdef class Transport:
     def __init__(self, RecordRing ring):
         self.ring = ring
         self.inflight = 0
+        self.lead_ns = 0
 
     cpdef int submit(self, long long event, long long scheduled_ns, long long sent_ns) except -1:
         raise NotImplementedError
@@ -245,8 +246,9 @@ cdef class Pacer:
         cdef long long start = self.control[C_START_NS]
         cdef long long i = self.next_index
         cdef long long n = self.n_total
-        cdef long long due, now, wait
+        cdef long long due, go, now, wait
         cdef long long burst = 0
+        cdef long long lead = transport.lead_ns
         cdef RecordRing ring = transport.ring
         self._time_scale = self.control[C_TIME_SCALE_PPM] / 1e6
         if start <= 0:
@@ -255,22 +257,23 @@ cdef class Pacer:
             if load_acquire(&self.control[C_STOP]) != 0:
                 break
             due = start + <long long>(self.t_ns[i] * self._time_scale)
+            go = due - lead     # the transport holds the request back until `due` itself
             now = self.now()
-            if now < due:
+            if now < go:
                 if burst:
                     transport.flush()   # GIL seam: end of a burst
                     burst = 0
                     continue
-                wait = due - now
+                wait = go - now
                 if wait > self.spin_ns:
                     if transport.inflight > 0:
                         transport.poll(wait - self.spin_ns)   # GIL seam: completions while far
                     else:
                         with nogil:
-                            self.sleep_until(due - self.spin_ns)
+                            self.sleep_until(go - self.spin_ns)
                     continue
                 with nogil:
-                    self.spin_until(due)
+                    self.spin_until(go)
                 now = self.now()
             if transport.inflight >= self.max_inflight:
                 transport.poll(0)   # GIL seam: at the bound, reap what finished first

@@ -48,6 +48,9 @@ cdef class RecordRing:
 cdef class Transport:
     cdef public RecordRing ring
     cdef public long long inflight
+    # How long before its due time the pacer hands a request over. A transport with a lead
+    # does its set-up work early and holds the request back until the due time itself.
+    cdef public long long lead_ns
 
     cpdef int submit(self, long long event, long long scheduled_ns, long long sent_ns) except -1
     cpdef int flush(self) except -1
