@@ -248,7 +248,9 @@ cdef class Pacer:
         cdef long long n = self.n_total
         cdef long long due, go, now, wait
         cdef long long burst = 0
-        cdef long long lead = transport.lead_ns
+        # The lead is spent spinning (in the transport), so it comes out of the spin budget:
+        # the pacer wakes spin_ns before the due time either way.
+        cdef long long lead = min(transport.lead_ns, self.spin_ns)
         cdef RecordRing ring = transport.ring
         self._time_scale = self.control[C_TIME_SCALE_PPM] / 1e6
         if start <= 0:
@@ -264,13 +266,13 @@ cdef class Pacer:
                     transport.flush()   # GIL seam: end of a burst
                     burst = 0
                     continue
-                wait = go - now
+                wait = due - now
                 if wait > self.spin_ns:
                     if transport.inflight > 0:
                         transport.poll(wait - self.spin_ns)   # GIL seam: completions while far
                     else:
                         with nogil:
-                            self.sleep_until(go - self.spin_ns)
+                            self.sleep_until(due - self.spin_ns)
                     continue
                 with nogil:
                     self.spin_until(go)
