@@ -226,3 +226,22 @@ def test_pacer_flushes_long_bursts():
     so requests reach the wire while the pacer catches up."""
     _, tr, _ = run_fake([0] * 100)
     assert tr.flushes == 4     # after 32, 64, 96, then the last 4
+
+
+@pytest.mark.parametrize("lead, spin, handed_over_early", [
+    (20 * US, 50 * US, 20 * US),    # a transport's lead: submitted that early, with the due time
+    (80 * US, 50 * US, 50 * US),    # never more than the spin budget
+    (20 * US, 0, 0),                # --spin-us 0: no early hand-over (it would be spent spinning)
+])
+def test_pacer_hands_over_a_transports_lead_early(lead, spin, handed_over_early):
+    ring, rows = make_ring()
+    tr = FakeClockTransport(ring)
+    tr.lead_ns = lead
+    t_ns = [0, 10 * MS, 20 * MS]
+    pacer = _pacer.Pacer(np.asarray(t_ns, np.int64), 0, 1, control_block(1000 * MS), spin, 1 << 30,
+                         True, 0)
+    tr.pacer = pacer
+    pacer.run(tr, MS)
+    due = [1000 * MS + t for t in t_ns]
+    assert [s for _, s, _ in tr.sent] == due                            # scheduled = due
+    assert [now for _, _, now in tr.sent] == [d - handed_over_early for d in due]
