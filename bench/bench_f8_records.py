@@ -111,8 +111,8 @@ def test_fig8_witness(benchmark, workdir, http_target):
     from replayer.records import read_records
     table, _ = read_records(r.run_dir, ["sent_ns"])
     sent = np.sort(table.column("sent_ns").drop_null().to_numpy().astype(np.int64))
-    # Nearest captured request on either side: sent_ns is stamped right after libcurl's
-    # perform() wrote the request, so the packet usually precedes the stamp a little.
+    # Nearest captured request on either side: sent_ns is stamped in libcurl's pre-request
+    # callback, just before the request is built and written, so the packet follows it a little.
     after = np.clip(np.searchsorted(pkts, sent, side="left"), 0, pkts.size - 1)
     before = np.clip(after - 1, 0, pkts.size - 1)
     nearest = np.where(np.abs(pkts[before] - sent) < np.abs(pkts[after] - sent), before, after)
