@@ -11,7 +11,6 @@ and just before the request is written; `done_ns` is when epoll reported the soc
 completed it.
 """
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcpy, strlen
 from libc.errno cimport errno, ENOENT, EEXIST
 
 from clock cimport realtime_ns, cpu_relax
@@ -541,11 +540,10 @@ cdef class CurlTransport(Transport):
             if ev & EPOLLERR:
                 mask |= RC_CSELECT_ERR
             rc_api.multi_socket_action(self.multi, fd, mask, &running)
-        now = realtime_ns()
-        if self.loop.timer_ns >= 0 and now >= self.loop.timer_ns:
+        if self.loop.timer_ns >= 0 and arrived >= self.loop.timer_ns:
             # libcurl calls set_timer only when its next timeout changes; if by its own clock
             # (milliseconds) nothing was due yet, it stays silent: look again in 1 ms.
-            self.loop.timer_ns = now + 1000000
+            self.loop.timer_ns = arrived + 1000000
             rc_api.multi_socket_action(self.multi, RC_SOCKET_TIMEOUT, 0, &running)
         self.collect(arrived)
         while self.kick:

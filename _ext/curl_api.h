@@ -74,9 +74,6 @@ typedef struct {
 #define RC_INFO_PRIVATE 0x100015
 #define RC_INFO_SIZE_DOWNLOAD_T 0x600008
 
-#define RC_HTTP_VERSION_1_1 2
-#define RC_HTTP_VERSION_2_0 3
-#define RC_HTTP_VERSION_2_PRIOR_KNOWLEDGE 5
 #define RC_PIPE_MULTIPLEX 2
 #define RC_MSG_DONE 1
 #define RC_SOCKET_TIMEOUT (-1)
@@ -85,7 +82,6 @@ typedef struct {
 #define RC_CSELECT_ERR 4
 #define RC_POLL_IN 1
 #define RC_POLL_OUT 2
-#define RC_POLL_INOUT 3
 #define RC_POLL_REMOVE 4
 #define RC_GLOBAL_ALL 3
 

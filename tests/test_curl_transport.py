@@ -15,7 +15,7 @@ import pytest
 
 from replayer import _curl, _pacer
 from replayer.transports import TransportConfig, traceparent
-from replayer.transports.http import HTTP_VERSIONS, http_transport, libcurl_path
+from replayer.transports.libcurl import HTTP_VERSIONS, http_transport, libcurl_path
 
 MS = 1_000_000
 

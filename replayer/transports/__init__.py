@@ -42,10 +42,10 @@ def traceparent(trace_id_high: int, event: int) -> str:
 
 def make_transport(config: TransportConfig, ring, target_column):
     if config.protocol == "http":
-        from replayer.transports.http import http_transport
+        from replayer.transports.libcurl import http_transport
         return http_transport(ring, config, target_column)
     if config.protocol == "grpc" and config.grpc_client == "curl":
-        from replayer.transports.http import grpc_transport
+        from replayer.transports.libcurl import grpc_transport
         return grpc_transport(ring, config, target_column)
     if config.protocol == "grpc":
         from replayer.transports.grpc import GrpcTransport

@@ -1,4 +1,5 @@
-"""HTTP through libcurl's multi socket interface, driven from C (replayer._curl).
+"""HTTP, and gRPC over HTTP/2, through libcurl's multi socket interface, driven from C
+(replayer._curl).
 
 This module only prepares what the C transport needs: the URL of each target, the header and
 --resolve lines, the method and payload, and the libcurl to load. The libcurl is the one pycurl
