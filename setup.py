@@ -1,4 +1,4 @@
-"""Builds the Cython pacer and libcurl transport from _ext/; everything else is plain Python (see pyproject.toml).
+"""Builds the Cython pacer and the HTTP transports (libcurl's, and replayer's own HTTP/1.1) from _ext/; everything else is plain Python (see pyproject.toml).
 
 REPLAYER_DEBUG_BUILD=1 builds with bounds checks on and without optimisation.
 """
@@ -31,6 +31,13 @@ extensions = [
         ["_ext/_curl.pyx"],
         include_dirs=["_ext"],
         libraries=["dl"],
+        extra_compile_args=["-O0", "-g"] if debug else ["-O3"],
+    ),
+    # replayer's own HTTP/1.1 client for plain http:// (sockets and epoll only).
+    Extension(
+        "replayer._h1",
+        ["_ext/_h1.pyx"],
+        include_dirs=["_ext"],
         extra_compile_args=["-O0", "-g"] if debug else ["-O3"],
     ),
 ]

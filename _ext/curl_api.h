@@ -13,10 +13,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
+#include "epoll_ns.h"
 
 typedef void CURL;
 typedef void CURLM;
@@ -156,27 +153,5 @@ typedef int (*rc_prereq_cb)(void *, char *, char *, int, int);
 typedef int (*rc_socket_cb)(CURL *, int, int, void *, void *);
 typedef int (*rc_timer_cb)(CURLM *, long, void *);
 
-/* epoll_wait with a nanosecond timeout (Linux 5.11+): the pacer waits for completions up to
- * `spin` before the next due time, so a millisecond timeout would wake it late. Falls back to
- * epoll_wait with the timeout rounded down to whole milliseconds (the pacer polls again). */
-static int rc_pwait2_missing = 0;
-
-static inline int rc_epoll_wait_ns(int epfd, struct epoll_event *events, int max, long long timeout_ns) {
-    if (timeout_ns < 0)
-        timeout_ns = 0;
-#ifdef SYS_epoll_pwait2
-    if (!rc_pwait2_missing) {
-        struct timespec ts;
-        int n;
-        ts.tv_sec = (time_t)(timeout_ns / 1000000000LL);
-        ts.tv_nsec = (long)(timeout_ns % 1000000000LL);
-        n = (int)syscall(SYS_epoll_pwait2, epfd, events, max, &ts, NULL, 0);
-        if (n >= 0 || errno != ENOSYS)
-            return n;
-        rc_pwait2_missing = 1;
-    }
-#endif
-    return epoll_wait(epfd, events, max, (int)(timeout_ns / 1000000LL));
-}
 
 #endif

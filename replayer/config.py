@@ -65,6 +65,10 @@ class RunOptions:
     grpc_client: str = opt("curl", "gRPC client: curl (HTTP/2 cleartext through libcurl, driven "
                            "from C) or grpcio (the reference client, slower per request)",
                            choices=["curl", "grpcio"])
+    http_client: str = opt("auto", "HTTP client: native (replayer's own HTTP/1.1 client in C, "
+                           "for http:// URLs), curl (libcurl, for everything), or auto (native "
+                           "where it applies, libcurl for https://, HTTP/2 and proxies)",
+                           choices=["auto", "native", "curl"])
     resolve: list[str] = opt(None, "send endpoint HOST to ADDR ('*=127.0.0.1' for all); the "
                              "Host header / :authority stays HOST (repeatable)",
                              default_factory=list, metavar="HOST=ADDR")
@@ -125,6 +129,12 @@ class RunOptions:
                 MemoryError) as exc:
             raise InputError(f"--url-template {self.url_template!r}: only {{endpoint}} and "
                              f"{{port}} can be filled in ({exc})") from None
+        if self.http_client == "native" and self.protocol == "http":
+            scheme = self.url_template.split("://", 1)[0].lower()
+            if self.http_version != "1.1" or scheme != "http":
+                raise InputError(f"--http-client native: speaks HTTP/1.1 over http:// only (here "
+                                 f"--http-version {self.http_version}, {scheme}://); use "
+                                 "--http-client curl or auto")
         if self.body is not None and self.body_file is not None:
             raise InputError("--body and --body-file: give one of them")
 

@@ -29,7 +29,7 @@ from replayer.records import RecordWriter, RingDrain, records_path
 from replayer.schedule import NS_PER_S, Schedule, worker_shards
 from replayer.summary import format_summary, summarize_run
 from replayer.traces import load_schedule
-from replayer.transports import TransportConfig
+from replayer.transports import TransportConfig, http_client_of
 from replayer.worker import (ST_CPU_NS, ST_EVENTS, ST_NOT_SENT, ST_OVERLOADED, ST_RING_WAITS,
                              ST_STATE, ST_SUBMITTED, STATE_FAILED, STATE_READY, STATUS_FIELDS,
                              WorkerSpec, worker_main)
@@ -181,6 +181,7 @@ class Orchestrator:
             method=opts.method, headers=opts.headers, payload=payload,
             http_version=opts.http_version, insecure=opts.insecure,
             grpc_method=opts.grpc_method, grpc_client=opts.grpc_client,
+            http_client=opts.http_client,
             max_inflight=opts.max_inflight,
             connections=opts.connections,
             trace_id_high=self.trace_id_high)
@@ -266,6 +267,8 @@ class Orchestrator:
                           "url_template": (redact_url(tconf.url_template)
                                            if tconf.protocol == "http" else None),
                           "http_version": tconf.http_version, "insecure": tconf.insecure,
+                          "http_client": (http_client_of(tconf)
+                                          if tconf.protocol == "http" else None),
                           "resolve": tconf.resolve},
         }
         # Never write secrets: header values (Authorization, tokens) stay out of run.json.

@@ -25,6 +25,8 @@ class TransportConfig:
     insecure: bool = False
     grpc_method: str = "/helloworld.Greeter/SayHello"
     grpc_client: str = "curl"            # "curl" (HTTP/2 from C) or "grpcio"
+    http_client: str = "auto"            # "native" (replayer._h1), "curl", or "auto": native
+                                         # where it applies (http://, HTTP/1.1, no proxy)
     max_inflight: int = 10000
     connections: int = 64                # HTTP connections per host, per worker
     trace_id_high: int | None = None     # -trace: the run's 64-bit trace id prefix
@@ -40,7 +42,19 @@ def traceparent(trace_id_high: int, event: int) -> str:
     return f"00-{trace_id_high:016x}{event:016x}-{event + 1:016x}-01"
 
 
+def http_client_of(config: TransportConfig) -> str:
+    """The HTTP client a run uses: "native" or "curl" (--http-client auto picks native where
+    it applies)."""
+    if config.http_client != "auto":
+        return config.http_client
+    from replayer.transports.native import native_unsupported
+    return "native" if native_unsupported(config) is None else "curl"
+
+
 def make_transport(config: TransportConfig, ring, target_column):
+    if config.protocol == "http" and http_client_of(config) == "native":
+        from replayer.transports.native import native_transport
+        return native_transport(ring, config, target_column)
     if config.protocol == "http":
         from replayer.transports.libcurl import http_transport
         return http_transport(ring, config, target_column)

@@ -1,0 +1,884 @@
+# cython: language_level=3
+"""Plain HTTP/1.1 keep-alive requests from C: replayer's own client for http:// targets.
+
+libcurl spends about 7 µs of user time per transfer (request formatting, URL parsing, the
+connection-pool search, malloc/free) against the kernel's 7 µs; a replayer request is the same
+bytes every time but for its target (and, with -trace, its ids). So each target's request is
+built once (replayer.transports.native), each connection writes it with one send() and reads the
+answer with a small parser (status line, Content-Length, chunked, Connection: close, bodies
+until close); everything else (TLS, HTTP/2, gRPC, proxies) stays with libcurl (replayer._curl).
+
+Connections: at most `connections` per target, kept alive; requests beyond them wait in a FIFO
+per target and go out when a connection frees up. A keep-alive connection the server closed
+while idle is replaced and the request sent again on a fresh one, once, as libcurl does.
+
+Stamps: `sent_ns` just before the send() of the request's first byte (after the dial, for a
+new connection); `done_ns` when epoll reported the socket whose read completed the answer.
+"""
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memcpy, memmove, memchr, memcmp
+from libc.errno cimport errno, EAGAIN, EINTR, EINPROGRESS
+
+from clock cimport realtime_ns
+from replayer._pacer cimport (Transport, RecordRing, ERR_OK, ERR_TIMEOUT, ERR_CONNECT, ERR_RESET,
+                     ERR_PROTOCOL, ERR_CANCELLED, ERR_STATUS)
+
+cdef extern from "<sys/epoll.h>" nogil:
+    cdef union epoll_data:
+        unsigned long long u64
+    cdef struct epoll_event:
+        unsigned int events
+        epoll_data data
+    int epoll_create1(int flags)
+    int epoll_ctl(int epfd, int op, int fd, epoll_event *event)
+    int EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL
+    unsigned int EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP
+
+cdef extern from "epoll_ns.h" nogil:
+    int rc_epoll_wait_ns(int epfd, epoll_event *events, int max, long long timeout_ns)
+
+cdef extern from "<sys/socket.h>" nogil:
+    ctypedef unsigned int socklen_t
+    cdef struct sockaddr:
+        unsigned short sa_family
+    ctypedef long ssize_t
+    int socket(int domain, int type, int protocol)
+    int connect(int fd, const sockaddr *addr, socklen_t length)
+    ssize_t send(int fd, const void *buf, size_t n, int flags)
+    ssize_t recv(int fd, void *buf, size_t n, int flags)
+    int getsockopt(int fd, int level, int name, void *value, socklen_t *length)
+    int setsockopt(int fd, int level, int name, const void *value, socklen_t length)
+    int SOCK_STREAM, SOCK_NONBLOCK, SOCK_CLOEXEC, MSG_NOSIGNAL, SOL_SOCKET, SO_ERROR
+
+cdef extern from "<netinet/in.h>" nogil:
+    int IPPROTO_TCP
+
+cdef extern from "<netinet/tcp.h>" nogil:
+    int TCP_NODELAY
+
+cdef extern from "<unistd.h>" nogil:
+    int close(int fd)
+
+cdef extern from "<strings.h>" nogil:
+    int strncasecmp(const char *a, const char *b, size_t n)
+
+
+cdef enum:
+    MAX_EVENTS = 64
+    MAX_ADDRS = 4            # addresses tried per target (IPv6 and IPv4 of a name, say)
+    ADDR_SIZE = 28           # sizeof(struct sockaddr_in6), the largest kind used
+    READ_CHUNK = 16384       # initial answer buffer per connection; bodies stream through it
+    MAX_HEAD = 262144        # status line + headers; beyond it the answer is a protocol error
+    MAX_LINE = 4096          # a chunk-size or trailer line
+
+# Connection states
+cdef enum:
+    C_CLOSED = 0
+    C_CONNECTING = 1
+    C_IDLE = 2
+    C_SENDING = 3            # part of the request is written, waiting for room (EPOLLOUT)
+    C_RECEIVING = 4
+
+# Where the answer's parser is
+cdef enum:
+    P_HEAD = 0
+    P_LENGTH = 1             # Content-Length bytes left
+    P_UNTIL_CLOSE = 2        # no length: the body ends when the server closes
+    P_CHUNK_SIZE = 3
+    P_CHUNK_DATA = 4
+    P_CHUNK_END = 5          # the CRLF after a chunk's data
+    P_TRAILER = 6
+
+# parse() and parse_head() results
+cdef enum:
+    MORE = 0
+    DONE = 1
+    BAD = -1
+    INTERIM = 2              # parse_head: a 1xx answer, the real one follows
+
+
+cdef struct Target:
+    char *request            # the whole request, built once
+    long long request_len
+    long long trace_at       # offset of the traceparent's hex ids in `request`, -1 none
+    char addrs[MAX_ADDRS][ADDR_SIZE]
+    int addr_lens[MAX_ADDRS]
+    int n_addrs
+    int preferred            # the address that last took a connection
+    int n_conns              # connections open or dialling
+    int idle                 # first idle connection (linked by Conn.next_idle), -1 none
+    # Requests waiting for a connection, a circular FIFO of (event, scheduled_ns, sent_ns)
+    long long *queue
+    long long q_head, q_len, q_cap
+
+
+cdef struct Conn:
+    int fd
+    unsigned int gen         # bumped on every reuse of the slot: stale epoll events are ignored
+    int target
+    int state
+    int addr_index
+    int served               # answers read on this connection
+    int retried              # this request is already on its second connection
+    int index                # in the transport's table, for the lists below
+    int next_idle            # next idle connection of the target, or next free slot
+    int prev_busy, next_busy # the list of connections carrying a request, oldest deadline first
+    int tries                # addresses dialled for this connection
+    int registered           # epoll events the socket is registered for
+    long long event, scheduled_ns, sent_ns, deadline_ns
+    char *out                # the request bytes being written: the target's, or `own` patched
+    char *own                # this connection's copy of the request, when ids are written in
+    long long out_len, out_off
+    char *buf                # the answer, as far as it is not consumed
+    long long buf_len, buf_cap
+    long long scan           # P_HEAD: where the search for the blank line resumes
+    long long got            # bytes received for this request
+    int phase
+    int status
+    int close_after          # the server will close, or the connection cannot be trusted
+    long long remaining
+    long long bytes_in
+
+
+cdef class NativeHttpTransport(Transport):
+    """HTTP/1.1 over plain TCP, one request per connection at a time; see the module docstring."""
+
+    cdef Target *targets
+    cdef int n_targets
+    cdef Conn **conns
+    cdef int n_conns, cap_conns
+    cdef int free_conn           # first free connection slot (linked by next_idle), -1 none
+    cdef int busy_head, busy_tail
+    cdef int epfd
+    cdef int cap_per_target
+    cdef long long timeout_ns
+    cdef int bytes_out
+    cdef bint head_request
+    cdef bint tracing
+    cdef unsigned long long trace_high
+    cdef const int[::1] target_of
+    cdef epoll_event events[MAX_EVENTS]
+
+    def __cinit__(self):
+        self.epfd = -1
+        self.free_conn = -1
+        self.busy_head = -1
+        self.busy_tail = -1
+
+    def __init__(self, RecordRing ring, const int[::1] target_of, list requests, list addresses,
+                 long long timeout_ns, long connections, int bytes_out, bint head_request=False,
+                 trace_high=None, list trace_offsets=None):
+        """requests: bytes per target; addresses: per target a list of packed sockaddr bytes
+        (none: every request to it fails to connect); trace_offsets: per target the offset of
+        the traceparent's ids in its request (with trace_high)."""
+        Transport.__init__(self, ring)
+        cdef int k, a
+        cdef bytes b
+        cdef Target *t
+        self.target_of = target_of
+        self.timeout_ns = timeout_ns
+        self.cap_per_target = <int> max(1, connections)
+        self.bytes_out = bytes_out
+        self.head_request = head_request
+        self.tracing = trace_high is not None
+        self.trace_high = trace_high if trace_high is not None else 0
+        self.epfd = epoll_create1(EPOLL_CLOEXEC)
+        if self.epfd < 0:
+            raise OSError(errno, "epoll_create1 failed")
+        self.n_targets = len(requests)
+        self.targets = <Target *> malloc(max(1, self.n_targets) * sizeof(Target))
+        if self.targets == NULL:
+            raise MemoryError()
+        for k in range(self.n_targets):
+            t = &self.targets[k]
+            t.request = NULL
+            t.queue = NULL
+            t.n_addrs = 0
+        for k in range(self.n_targets):
+            t = &self.targets[k]
+            b = requests[k]
+            t.request_len = len(b)
+            t.request = <char *> malloc(max(1, t.request_len))
+            if t.request == NULL:
+                raise MemoryError()
+            memcpy(t.request, <const char *> b, t.request_len)
+            t.trace_at = trace_offsets[k] if self.tracing else -1
+            for a, b in enumerate(addresses[k][:MAX_ADDRS]):
+                if len(b) > ADDR_SIZE:
+                    raise ValueError("socket address too long")
+                memcpy(t.addrs[a], <const char *> b, len(b))
+                t.addr_lens[a] = len(b)
+                t.n_addrs = a + 1
+            t.preferred = 0
+            t.n_conns = 0
+            t.idle = -1
+            t.q_head = 0
+            t.q_len = 0
+            t.q_cap = 0
+
+    # ---- the pacer's seams ----
+
+    cpdef int submit(self, long long event, long long scheduled_ns, long long sent_ns) except -1:
+        cdef int target = self.target_of[event]
+        cdef Target *t = &self.targets[target]
+        self.inflight += 1
+        if t.q_len:
+            self.enqueue(t, event, scheduled_ns, sent_ns)   # behind those already waiting
+            self.serve_queue(target)
+        else:
+            self.dispatch(target, event, scheduled_ns, sent_ns)
+        return 0
+
+    cpdef int flush(self) except -1:
+        # Requests are written as they are submitted; a pacer behind schedule only flushes,
+        # so answers are read here.
+        return self.pump(0)
+
+    cpdef int poll(self, long long timeout_ns) except -1:
+        return self.pump(timeout_ns)
+
+    cpdef int abort(self) except -1:
+        cdef int k
+        cdef long long now = realtime_ns()
+        cdef Target *t
+        cdef long long *q
+        for k in range(self.n_targets):      # waiting requests are cancelled, not sent
+            t = &self.targets[k]
+            while t.q_len:
+                q = &t.queue[3 * t.q_head]
+                t.q_head = (t.q_head + 1) % t.q_cap
+                t.q_len -= 1
+                self.inflight -= 1
+                self.ring.push(q[0], q[1], q[2], now, 0, ERR_CANCELLED, self.bytes_out, 0)
+        for k in range(self.n_conns):
+            if self.conns[k].state == C_CONNECTING or self.conns[k].state == C_SENDING \
+                    or self.conns[k].state == C_RECEIVING:
+                self.fail(self.conns[k], ERR_CANCELLED, now)
+        return 0
+
+    # ---- requests onto connections ----
+
+    cdef int dispatch(self, int target, long long event, long long scheduled_ns,
+                      long long sent_ns) except -1:
+        """Send on an idle connection, dial a new one, or wait in the target's queue."""
+        cdef Target *t = &self.targets[target]
+        cdef Conn *c
+        if t.idle >= 0:
+            c = self.conns[t.idle]
+            t.idle = c.next_idle
+            self.assign(c, event, scheduled_ns, sent_ns, 0)
+            self.send_request(c)
+        elif t.n_conns < self.cap_per_target:
+            c = self.new_conn(target)
+            self.assign(c, event, scheduled_ns, sent_ns, 0)
+            self.dial(c, t.preferred)
+        else:
+            self.enqueue(t, event, scheduled_ns, sent_ns)
+        return 0
+
+    cdef int serve_queue(self, int target) except -1:
+        # Iterative, never from inside a request's completion: a dial refused at once fails its
+        # request and frees the connection, and the loop goes on with the next one.
+        cdef Target *t = &self.targets[target]
+        cdef long long *q
+        while t.q_len and (t.idle >= 0 or t.n_conns < self.cap_per_target):
+            q = &t.queue[3 * t.q_head]
+            t.q_head = (t.q_head + 1) % t.q_cap
+            t.q_len -= 1
+            self.dispatch(target, q[0], q[1], q[2])
+        return 0
+
+    cdef int enqueue(self, Target *t, long long event, long long scheduled_ns,
+                     long long sent_ns) except -1:
+        cdef long long *grown
+        cdef long long k, n
+        if t.q_len == t.q_cap:
+            n = max(64, 2 * t.q_cap)
+            grown = <long long *> malloc(3 * n * sizeof(long long))
+            if grown == NULL:
+                raise MemoryError()
+            for k in range(t.q_len):       # unwrap the ring into the new array
+                memcpy(&grown[3 * k], &t.queue[3 * ((t.q_head + k) % t.q_cap)], 3 * sizeof(long long))
+            free(t.queue)
+            t.queue = grown
+            t.q_head = 0
+            t.q_cap = n
+        k = 3 * ((t.q_head + t.q_len) % t.q_cap)
+        t.queue[k] = event
+        t.queue[k + 1] = scheduled_ns
+        # A request that never goes out keeps the time it was due (as with libcurl).
+        t.queue[k + 2] = sent_ns if sent_ns > scheduled_ns else scheduled_ns
+        t.q_len += 1
+        return 0
+
+    cdef Conn *new_conn(self, int target) except NULL:
+        cdef Conn *c
+        cdef Target *t = &self.targets[target]
+        if self.free_conn >= 0:
+            c = self.conns[self.free_conn]
+            self.free_conn = c.next_idle
+        else:
+            if self.n_conns == self.cap_conns:
+                self.cap_conns = max(64, 2 * self.cap_conns)
+                self.conns = <Conn **> realloc(self.conns, self.cap_conns * sizeof(Conn *))
+                if self.conns == NULL:
+                    raise MemoryError()
+            c = <Conn *> malloc(sizeof(Conn))
+            if c == NULL:
+                raise MemoryError()
+            c.buf = <char *> malloc(READ_CHUNK)
+            if c.buf == NULL:
+                free(c)
+                raise MemoryError()
+            c.buf_cap = READ_CHUNK
+            c.gen = 0
+            c.own = NULL
+            c.index = self.n_conns
+            self.conns[self.n_conns] = c
+            self.n_conns += 1
+        c.gen += 1
+        c.fd = -1
+        c.target = target
+        c.state = C_CLOSED
+        c.served = 0
+        c.tries = 0
+        c.registered = 0
+        c.next_idle = -1
+        c.prev_busy = -1
+        c.next_busy = -1
+        c.event = -1
+        if t.trace_at >= 0:
+            # Its own copy of the request, to write each request's ids into.
+            free(c.own)
+            c.own = <char *> malloc(t.request_len)
+            if c.own == NULL:
+                raise MemoryError()
+            memcpy(c.own, t.request, t.request_len)
+        else:
+            free(c.own)
+            c.own = NULL
+        t.n_conns += 1
+        return c
+
+    cdef void assign(self, Conn *c, long long event, long long scheduled_ns, long long sent_ns,
+                     int retried) noexcept:
+        c.event = event
+        c.scheduled_ns = scheduled_ns
+        # Replaced by the send stamp; a request that never goes out (its dial failed) keeps
+        # the time it was due.
+        c.sent_ns = sent_ns if sent_ns > scheduled_ns else scheduled_ns
+        c.retried = retried
+        c.status = 0
+        c.bytes_in = 0
+        c.got = 0
+        # Like libcurl's CURLOPT_TIMEOUT, the clock runs from when the request takes its
+        # connection (a dial included), not while it waits for one. The timeout is the same
+        # for every request, so appending keeps the list in deadline order.
+        c.deadline_ns = realtime_ns() + self.timeout_ns
+        c.prev_busy = self.busy_tail
+        c.next_busy = -1
+        if self.busy_tail >= 0:
+            self.conns[self.busy_tail].next_busy = c.index
+        else:
+            self.busy_head = c.index
+        self.busy_tail = c.index
+
+    cdef void unlink_busy(self, Conn *c) noexcept:
+        if c.prev_busy >= 0:
+            self.conns[c.prev_busy].next_busy = c.next_busy
+        else:
+            self.busy_head = c.next_busy
+        if c.next_busy >= 0:
+            self.conns[c.next_busy].prev_busy = c.prev_busy
+        else:
+            self.busy_tail = c.prev_busy
+        c.prev_busy = -1
+        c.next_busy = -1
+
+    cdef int watch(self, Conn *c, unsigned int events) except -1:
+        cdef epoll_event ev
+        if c.registered == events:
+            return 0
+        ev.events = events
+        ev.data.u64 = (<unsigned long long> c.gen << 32) | <unsigned int> c.index
+        if epoll_ctl(self.epfd, EPOLL_CTL_MOD if c.registered else EPOLL_CTL_ADD, c.fd, &ev) != 0:
+            raise OSError(errno, "epoll_ctl failed")
+        c.registered = events
+        return 0
+
+    # ---- dialling ----
+
+    cdef int dial(self, Conn *c, int addr_index) except -1:
+        """Dial the target's address `addr_index`; the next ones if it is refused."""
+        cdef Target *t = &self.targets[c.target]
+        cdef int fd, one = 1
+        if c.tries >= t.n_addrs:
+            return self.fail(c, ERR_CONNECT, realtime_ns())   # none left (or none resolved)
+        c.tries += 1
+        c.addr_index = addr_index % t.n_addrs
+        fd = socket((<sockaddr *> t.addrs[c.addr_index]).sa_family,
+                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+        if fd < 0:
+            return self.fail(c, ERR_CONNECT, realtime_ns())   # out of descriptors, say
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))
+        c.fd = fd
+        c.registered = 0
+        if connect(fd, <sockaddr *> t.addrs[c.addr_index], t.addr_lens[c.addr_index]) == 0:
+            return self.connected(c)
+        if errno == EINPROGRESS:
+            c.state = C_CONNECTING
+            return self.watch(c, EPOLLOUT)
+        return self.redial(c)
+
+    cdef int redial(self, Conn *c) except -1:
+        # This address refused: close the socket, try the target's next address.
+        close(c.fd)
+        c.fd = -1
+        c.registered = 0
+        return self.dial(c, c.addr_index + 1)
+
+    cdef int connected(self, Conn *c) except -1:
+        self.targets[c.target].preferred = c.addr_index
+        self.watch(c, EPOLLIN)
+        return self.send_request(c)
+
+    # ---- writing and reading ----
+
+    cdef int send_request(self, Conn *c) except -1:
+        cdef Target *t = &self.targets[c.target]
+        if c.own != NULL:
+            # W3C trace context, as replayer.transports.traceparent: trace id = run prefix +
+            # event, span id = event + 1; same length every time, written in place.
+            write_hex(c.own + t.trace_at, self.trace_high, 16)
+            write_hex(c.own + t.trace_at + 16, <unsigned long long> c.event, 16)
+            write_hex(c.own + t.trace_at + 33, <unsigned long long> c.event + 1, 16)
+            c.out = c.own
+        else:
+            c.out = t.request
+        c.out_len = t.request_len
+        c.out_off = 0
+        c.buf_len = 0
+        c.scan = 0
+        c.phase = P_HEAD
+        c.close_after = 0
+        c.remaining = 0
+        c.state = C_RECEIVING
+        c.sent_ns = realtime_ns()
+        return self.write_out(c)
+
+    cdef int write_out(self, Conn *c) except -1:
+        cdef ssize_t n
+        while c.out_off < c.out_len:
+            n = send(c.fd, c.out + c.out_off, c.out_len - c.out_off, MSG_NOSIGNAL)
+            if n > 0:
+                c.out_off += n
+            elif n < 0 and errno == EINTR:
+                continue
+            elif n < 0 and errno == EAGAIN:
+                c.state = C_SENDING          # a large body: go on when there is room
+                return self.watch(c, EPOLLIN | EPOLLOUT)
+            else:
+                return self.broken(c, ERR_RESET, realtime_ns())
+        if c.state == C_SENDING:
+            c.state = C_RECEIVING
+            self.watch(c, EPOLLIN)
+        return 0
+
+    cdef int on_event(self, Conn *c, unsigned int ev, long long now) except -1:
+        cdef int err = 0
+        cdef socklen_t length = sizeof(err)
+        cdef unsigned int gen = c.gen
+        if c.state == C_CONNECTING:
+            if getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &length) != 0 or err != 0:
+                return self.redial(c)
+            if ev & EPOLLOUT:
+                return self.connected(c)
+            return 0
+        if c.state == C_IDLE:
+            # An idle keep-alive connection has news: the server closed it (or sent what was
+            # not asked for). It is no use any more.
+            return self.close_conn(c)
+        if c.state == C_SENDING and ev & EPOLLOUT:
+            self.write_out(c)
+            if c.gen != gen:
+                return 0                     # the write failed and the connection is gone
+        if ev & (EPOLLIN | EPOLLHUP | EPOLLERR) and (c.state == C_RECEIVING or c.state == C_SENDING):
+            return self.read_answer(c, now)
+        return 0
+
+    cdef int read_answer(self, Conn *c, long long now) except -1:
+        cdef ssize_t n
+        cdef long long room
+        cdef int r
+        while True:
+            room = c.buf_cap - c.buf_len
+            if room == 0:
+                # Only a head (or a chunk line) still being read fills the buffer.
+                if c.buf_cap >= MAX_HEAD:
+                    c.close_after = 1
+                    return self.fail(c, ERR_PROTOCOL, now)
+                c.buf = <char *> realloc(c.buf, 2 * c.buf_cap)
+                if c.buf == NULL:
+                    raise MemoryError()
+                c.buf_cap *= 2
+                room = c.buf_cap - c.buf_len
+            n = recv(c.fd, c.buf + c.buf_len, room, 0)
+            if n > 0:
+                c.got += n
+                c.buf_len += n
+                r = self.parse(c)
+                if r == DONE:
+                    return self.complete(c, now)
+                if r == BAD:
+                    return self.fail(c, ERR_PROTOCOL, now)
+                if n < room:
+                    return 0                 # the socket is drained; epoll says when more comes
+            elif n == 0:
+                if c.phase == P_UNTIL_CLOSE:
+                    return self.complete(c, now)
+                return self.broken(c, ERR_RESET, now)
+            elif errno == EINTR:
+                continue
+            elif errno == EAGAIN:
+                return 0
+            else:
+                return self.broken(c, ERR_RESET, now)
+
+    # ---- the answer's parser ----
+
+    cdef int parse(self, Conn *c) except -2:
+        """Consume what is in c.buf; DONE when the answer is complete, BAD if it is not HTTP."""
+        cdef long long pos = 0, take, end, size
+        cdef const char *nl
+        cdef int r
+        cdef char ch
+        while True:
+            if c.phase == P_HEAD:
+                end = blank_line_end(c.buf, c.scan, c.buf_len)
+                if end < 0:
+                    c.scan = c.buf_len - 3 if c.buf_len > 3 else 0
+                    return MORE
+                r = self.parse_head(c, end)
+                if r == BAD:
+                    return BAD
+                pos = end
+                if r == INTERIM:
+                    # 100 Continue and the like: the real answer follows.
+                    memmove(c.buf, c.buf + pos, c.buf_len - pos)
+                    c.buf_len -= pos
+                    c.scan = 0
+                    pos = 0
+                    continue
+                if r == DONE:
+                    return self.finished(c, pos)
+            elif c.phase == P_LENGTH or c.phase == P_CHUNK_DATA:
+                take = c.buf_len - pos
+                if take > c.remaining:
+                    take = c.remaining
+                c.bytes_in += take
+                c.remaining -= take
+                pos += take
+                if c.remaining:
+                    break
+                if c.phase == P_LENGTH:
+                    return self.finished(c, pos)
+                c.phase = P_CHUNK_END
+            elif c.phase == P_UNTIL_CLOSE:
+                c.bytes_in += c.buf_len - pos
+                pos = c.buf_len
+                break
+            else:
+                # A line: a chunk's size, the CRLF after its data, or a trailer.
+                nl = <const char *> memchr(c.buf + pos, c'\n', c.buf_len - pos)
+                if nl == NULL:
+                    if c.buf_len - pos > MAX_LINE:
+                        return BAD
+                    break
+                end = nl - c.buf                   # the '\n'
+                if c.phase == P_CHUNK_SIZE:
+                    size = 0
+                    take = pos
+                    while take < end:
+                        ch = c.buf[take]
+                        if c'0' <= ch <= c'9':
+                            size = size * 16 + (ch - c'0')
+                        elif c'a' <= ch <= c'f':
+                            size = size * 16 + (ch - c'a' + 10)
+                        elif c'A' <= ch <= c'F':
+                            size = size * 16 + (ch - c'A' + 10)
+                        else:
+                            break                  # ';' extensions, '\r'
+                        if size > (1LL << 56):
+                            return BAD
+                        take += 1
+                    if take == pos:
+                        return BAD                 # no hex digit
+                    pos = end + 1
+                    if size == 0:
+                        c.phase = P_TRAILER
+                    else:
+                        c.remaining = size
+                        c.phase = P_CHUNK_DATA
+                elif c.phase == P_CHUNK_END:
+                    if end - pos > 1 or (end - pos == 1 and c.buf[pos] != c'\r'):
+                        return BAD
+                    pos = end + 1
+                    c.phase = P_CHUNK_SIZE
+                else:                              # P_TRAILER: up to an empty line
+                    take = end - pos
+                    pos = end + 1
+                    if take == 0 or (take == 1 and c.buf[end - 1] == c'\r'):
+                        return self.finished(c, pos)
+        if pos:
+            memmove(c.buf, c.buf + pos, c.buf_len - pos)
+            c.buf_len -= pos
+        return MORE
+
+    cdef int finished(self, Conn *c, long long pos) noexcept:
+        if pos < c.buf_len:
+            c.close_after = 1      # bytes past the answer: this connection cannot be trusted
+        c.buf_len = 0
+        return DONE
+
+    cdef int parse_head(self, Conn *c, long long end) noexcept:
+        """The status line and the headers that frame the body, in c.buf[:end]."""
+        cdef const char *b = c.buf
+        cdef long long start, stop, v
+        cdef const char *nl
+        cdef bint http10, chunked = False, has_length = False, keep_alive = False
+        cdef long long length = 0
+        if end < 12 or memcmp(b, b"HTTP/1.", 7) != 0 or b[8] != c' ':
+            return BAD
+        if not (c'1' <= b[9] <= c'5' and c'0' <= b[10] <= c'9' and c'0' <= b[11] <= c'9'):
+            return BAD
+        c.status = (b[9] - c'0') * 100 + (b[10] - c'0') * 10 + (b[11] - c'0')
+        http10 = b[7] == c'0'
+        nl = <const char *> memchr(b, c'\n', end)
+        start = nl - b + 1
+        while start < end:
+            nl = <const char *> memchr(b + start, c'\n', end - start)
+            stop = nl - b
+            if stop > start and b[stop - 1] == c'\r':
+                stop -= 1
+            if stop == start:
+                break                                   # the blank line
+            if header_is(b, start, stop, b"content-length:", 15):
+                v = start + 15
+                while v < stop and (b[v] == c' ' or b[v] == c'\t'):
+                    v += 1
+                if v == stop:
+                    return BAD
+                length = 0
+                while v < stop and c'0' <= b[v] <= c'9':
+                    length = length * 10 + (b[v] - c'0')
+                    if length > (1LL << 56):
+                        return BAD
+                    v += 1
+                while v < stop and (b[v] == c' ' or b[v] == c'\t'):
+                    v += 1
+                if v != stop:
+                    return BAD
+                has_length = True
+            elif header_is(b, start, stop, b"transfer-encoding:", 18):
+                chunked = value_has(b, start + 18, stop, b"chunked", 7)
+            elif header_is(b, start, stop, b"connection:", 11):
+                if value_has(b, start + 11, stop, b"close", 5):
+                    c.close_after = 1
+                if value_has(b, start + 11, stop, b"keep-alive", 10):
+                    keep_alive = True
+            start = nl - b + 1
+        if http10 and not keep_alive:
+            c.close_after = 1
+        if c.status < 200:
+            if c.status == 101:
+                return BAD                              # no protocol switches here
+            return INTERIM
+        if self.head_request or c.status == 204 or c.status == 304 or (has_length and length == 0 and not chunked):
+            return DONE
+        if chunked:
+            c.phase = P_CHUNK_SIZE
+        elif has_length:
+            c.phase = P_LENGTH
+            c.remaining = length
+        else:
+            c.phase = P_UNTIL_CLOSE
+            c.close_after = 1
+        return MORE
+
+    # ---- endings ----
+
+    cdef int record(self, Conn *c, signed char kind, long long done_ns) except -1:
+        self.unlink_busy(c)
+        if done_ns < c.sent_ns:
+            done_ns = c.sent_ns
+        self.inflight -= 1
+        self.ring.push(c.event, c.scheduled_ns, c.sent_ns, done_ns, c.status, kind,
+                       self.bytes_out, c.bytes_in)
+        c.event = -1
+        return 0
+
+    cdef int complete(self, Conn *c, long long now) except -1:
+        cdef Target *t
+        self.record(c, ERR_OK if c.status < 400 else ERR_STATUS, now)
+        c.served += 1
+        if c.close_after:
+            return self.close_conn(c)
+        t = &self.targets[c.target]
+        c.state = C_IDLE
+        c.next_idle = t.idle
+        t.idle = c.index
+        return 0
+
+    cdef int fail(self, Conn *c, signed char kind, long long now) except -1:
+        self.record(c, kind, now)
+        return self.close_conn(c)
+
+    cdef int broken(self, Conn *c, signed char kind, long long now) except -1:
+        """The connection broke under a request. A keep-alive connection the server closed
+        before reading this request is replaced and the request sent again, once."""
+        cdef long long event = c.event, scheduled_ns = c.scheduled_ns, sent_ns = c.sent_ns
+        cdef int target = c.target
+        cdef Conn *fresh
+        if c.served == 0 or c.got != 0 or c.retried:
+            return self.fail(c, kind, now)
+        self.unlink_busy(c)
+        self.close_conn(c)
+        fresh = self.new_conn(target)
+        self.assign(fresh, event, scheduled_ns, sent_ns, 1)
+        return self.dial(fresh, self.targets[target].preferred)
+
+    cdef int close_conn(self, Conn *c) except -1:
+        cdef Target *t = &self.targets[c.target]
+        cdef int *link
+        if c.state == C_IDLE:
+            link = &t.idle
+            while link[0] >= 0 and link[0] != c.index:
+                link = &self.conns[link[0]].next_idle
+            if link[0] == c.index:
+                link[0] = c.next_idle
+        if c.fd >= 0:
+            close(c.fd)          # also takes it out of the epoll set
+            c.fd = -1
+        c.state = C_CLOSED
+        c.registered = 0
+        c.gen += 1
+        t.n_conns -= 1
+        c.next_idle = self.free_conn
+        self.free_conn = c.index
+        return 0
+
+    # ---- the loop ----
+
+    cdef int pump(self, long long timeout_ns) except -1:
+        """Wait up to timeout_ns (or the first deadline) for socket events, handle them, and
+        record the requests that finished or ran out of time."""
+        cdef long long now = realtime_ns()
+        cdef long long wait = timeout_ns
+        cdef long long arrived
+        cdef int n, k, target
+        cdef unsigned long long data
+        cdef Conn *c
+        if self.busy_head >= 0 and self.conns[self.busy_head].deadline_ns - now < wait:
+            wait = self.conns[self.busy_head].deadline_ns - now
+        if wait > 0:
+            with nogil:     # other threads of the process (a test's server) may run meanwhile
+                n = rc_epoll_wait_ns(self.epfd, self.events, MAX_EVENTS, wait)
+        else:
+            n = rc_epoll_wait_ns(self.epfd, self.events, MAX_EVENTS, 0)
+        arrived = realtime_ns()
+        for k in range(n):
+            data = self.events[k].data.u64
+            c = self.conns[<int> (data & 0xffffffffULL)]
+            if c.gen != <unsigned int> (data >> 32) or c.fd < 0:
+                continue             # closed (its slot maybe reused) earlier in this batch
+            target = c.target
+            self.on_event(c, self.events[k].events, arrived)
+            if self.targets[target].q_len:
+                self.serve_queue(target)
+        while self.busy_head >= 0 and self.conns[self.busy_head].deadline_ns <= arrived:
+            c = self.conns[self.busy_head]
+            target = c.target
+            c.close_after = 1
+            self.fail(c, ERR_TIMEOUT, arrived)
+            if self.targets[target].q_len:
+                self.serve_queue(target)
+        return 0
+
+    def close(self):
+        self.release()
+
+    cdef void release(self) noexcept:
+        cdef int k
+        for k in range(self.n_conns):
+            if self.conns[k].fd >= 0:
+                close(self.conns[k].fd)
+                self.conns[k].fd = -1
+            free(self.conns[k].buf)
+            free(self.conns[k].own)
+            free(self.conns[k])
+        self.n_conns = 0
+        self.free_conn = -1
+        self.busy_head = self.busy_tail = -1
+        free(self.conns)
+        self.conns = NULL
+        self.cap_conns = 0
+        if self.targets != NULL:
+            for k in range(self.n_targets):
+                free(self.targets[k].request)
+                free(self.targets[k].queue)
+            free(self.targets)
+            self.targets = NULL
+            self.n_targets = 0
+        if self.epfd >= 0:
+            close(self.epfd)
+            self.epfd = -1
+
+    def __dealloc__(self):
+        self.release()
+
+
+cdef const char *HEX_DIGITS = b"0123456789abcdef"
+
+
+cdef inline void write_hex(char *out, unsigned long long v, int digits) noexcept nogil:
+    cdef int k
+    for k in range(digits - 1, -1, -1):
+        out[k] = HEX_DIGITS[v & 15]
+        v >>= 4
+
+
+cdef long long blank_line_end(const char *b, long long start, long long length) noexcept nogil:
+    """Index just past the head's blank line ("\\r\\n\\r\\n", or a bare "\\n\\n"), -1 none yet."""
+    cdef long long k = start
+    cdef const char *nl
+    while k < length:
+        nl = <const char *> memchr(b + k, c'\n', length - k)
+        if nl == NULL:
+            return -1
+        k = nl - b + 1
+        if k < length and b[k] == c'\n':
+            return k + 1
+        if k + 1 < length and b[k] == c'\r' and b[k + 1] == c'\n':
+            return k + 2
+    return -1
+
+
+cdef inline bint header_is(const char *b, long long start, long long stop, const char *name,
+                           long long n) noexcept nogil:
+    return stop - start >= n and strncasecmp(b + start, name, n) == 0
+
+
+cdef bint value_has(const char *b, long long start, long long stop, const char *word,
+                    long long n) noexcept nogil:
+    # A comma-separated header value holds `word` (any case), as a whole token.
+    cdef long long k = start
+    cdef char before, after
+    while k + n <= stop:
+        if strncasecmp(b + k, word, n) == 0:
+            before = b[k - 1]
+            after = b[k + n] if k + n < stop else c','
+            if (before == c' ' or before == c',' or before == c':' or before == c'\t') and \
+                    (after == c' ' or after == c',' or after == c'\t' or after == c';'):
+                return True
+        k += 1
+    return False
