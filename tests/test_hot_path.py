@@ -1,7 +1,7 @@
 """`cython -a` proof that the send path holds no Python: every line of Pacer.run's send loop
 compiles to plain C, except the marked transport seams (where the GIL is held on purpose) and
 the `with nogil` blocks (whose only cost is releasing the GIL); and every line of the libcurl
-transport's per-request methods and callbacks is plain C."""
+transport's and the native HTTP client's per-request methods and callbacks is plain C."""
 from __future__ import annotations
 
 import html
@@ -61,12 +61,26 @@ CURL_PER_REQUEST = ("cpdef int submit", "cpdef int flush", "cpdef int poll", "cd
                     "cdef long grpc_code_of_http_status")
 
 
-def test_curl_transport_per_request_code_is_plain_c(tmp_path):
-    lines = _annotated_lines(tmp_path, "_curl")
-    source = (ROOT / "_ext" / "_curl.pyx").read_text().splitlines()
+# replayer's own HTTP/1.1 client: the same rule; a `raise` (out of memory, a failed epoll_ctl)
+# only runs on the error path.
+H1_PER_REQUEST = ("cpdef int submit", "cpdef int flush", "cpdef int poll", "cdef int dispatch",
+                  "cdef int serve_queue", "cdef int enqueue", "cdef void assign",
+                  "cdef void unlink_busy", "cdef int watch", "cdef int send_request",
+                  "cdef int write_out", "cdef int on_event", "cdef int read_answer",
+                  "cdef int parse", "cdef int finished", "cdef int parse_head", "cdef int record",
+                  "cdef int complete", "cdef int fail", "cdef int broken", "cdef int close_conn",
+                  "cdef int pump", "cdef inline void write_hex", "cdef long long blank_line_end",
+                  "cdef inline bint header_is", "cdef bint value_has")
+
+
+def _python_lines(tmp_path: Path, module: str, functions: tuple[str, ...]) -> list[str]:
+    """Lines of the listed functions (from the `def`/`cdef` line to the next definition at the
+    same depth) that `cython -a` shows calling into Python."""
+    lines = _annotated_lines(tmp_path, module)
+    source = (ROOT / "_ext" / f"{module}.pyx").read_text().splitlines()
     offenders, found = [], set()
     for i, line in enumerate(source, 1):
-        head = next((h for h in CURL_PER_REQUEST if line.strip().startswith(h + "(")), None)
+        head = next((h for h in functions if line.strip().startswith(h + "(")), None)
         if head is None:
             continue
         found.add(head)
@@ -80,7 +94,17 @@ def test_curl_transport_per_request_code_is_plain_c(tmp_path):
         for ln in range(i + 1, j):
             score, _ = lines.get(ln, (0, ""))
             text = source[ln - 1].strip()
-            if score and text and not text.startswith("#") and not text.startswith("with nogil:"):
-                offenders.append(f"{ln}: score {score}: {source[ln - 1].strip()}")
-    assert found == set(CURL_PER_REQUEST)
+            if score and text and not text.startswith(("#", "with nogil:", "raise ")):
+                offenders.append(f"{ln}: score {score}: {text}")
+    assert found == set(functions), set(functions) - found
+    return offenders
+
+
+def test_curl_transport_per_request_code_is_plain_c(tmp_path):
+    offenders = _python_lines(tmp_path, "_curl", CURL_PER_REQUEST)
     assert not offenders, "Python operations in the libcurl transport:\n" + "\n".join(offenders)
+
+
+def test_native_http_per_request_code_is_plain_c(tmp_path):
+    offenders = _python_lines(tmp_path, "_h1", H1_PER_REQUEST)
+    assert not offenders, "Python operations in the native HTTP client:\n" + "\n".join(offenders)
