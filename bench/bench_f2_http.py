@@ -2,7 +2,8 @@
 
 2. The highest open-loop rate one replayer worker sustains (send lag p99 < 1 ms, nothing
    failed, achieved within 3% of intended), next to `wrk -t1 -c32` closed loop on the same
-   nginx, run right after it; and the plain pycurl loop closed loop (32 handles).
+   nginx, run right after it; the plain pycurl loop closed loop (32 handles); and what one
+   worker achieves when offered 1.5x wrk's rate, with each HTTP client (native and libcurl).
 3. Send lag p50/p99/p99.9/max at 1k, 10k req/s and half of figure 2's rate: replayer (default
    --spin-us 50, and --spin-us 0), `hey -q`, Locust constant_throughput, the plain pycurl loop.
 4. CPU per request in those runs (and at figure 2's rate next to wrk's).
@@ -36,11 +37,21 @@ def test_fig2_http_max_rate(benchmark, http_target, http_max, http_startup, work
 
     w, pc = benchmark.pedantic(peers, rounds=1, iterations=1)
     state["wrk"] = w
+    # Saturation, lag aside: replayer offered 1.5x wrk's rate, with each HTTP client. What one
+    # worker can push at all, and its CPU per request when never idle.
+    saturated = {}
+    for client in ("native", "curl"):
+        sr = _lib.run_replayer(workdir, round(1.5 * max(w["rate"], 10000.0), -3), _lib.SEARCH_SECONDS,
+                               "http", http_target.port, extra=["--http-client", client],
+                               target=http_target)
+        saturated[client] = {"offered": sr.intended_rate, "achieved_rate": sr.achieved_rate,
+                             "worker_cpu_us_per_req": 1e6 * sr.worker_cpu_s / max(1, sr.sent),
+                             "target_cpu_pct": round(100 * sr.target_cpu_s / sr.duration_s, 1)}
     info = {"figure": 2, "target": http_target.describe(), "replayer_rate": rate,
             "wrk_rate": w["rate"], "rate_ratio": rate / w["rate"] if w["rate"] else None,
             "wrk_cpu_us_per_req": w["cpu_us_per_req"], "wrk_target_cpu_pct": w["target_cpu_pct"],
             "pycurl_closed_rate": pc["rate"], "pycurl_closed_cpu_us_per_req": pc["cpu_us_per_req"],
-            "startup_cpu_s": http_startup, "search": log}
+            "startup_cpu_s": http_startup, "search": log, "saturated": saturated}
     if r is not None:
         info.update({
             "replayer_lag_us": r.lag_us, "replayer_achieved_rate": r.achieved_rate,

@@ -134,6 +134,11 @@ def build(data: dict) -> str:
                  num(i.get("wrk_target_cpu_pct"), "{:.0f}%")],
                 ["plain pycurl loop, 32 handles, closed loop", rate(i.get("pycurl_closed_rate")),
                  num(i.get("pycurl_closed_cpu_us_per_req")), "-", "-", "-"]]
+        for client, sat in (i.get("saturated") or {}).items():
+            rows.append([f"replayer --http-client {client}, offered {rate(sat.get('offered'))} "
+                         "(saturated, lag aside)", rate(sat.get("achieved_rate")), "-",
+                         num(sat.get("worker_cpu_us_per_req")), "-",
+                         num(sat.get("target_cpu_pct"), "{:.0f}%")])
         parts += ["## 2. HTTP/1.1 keep-alive to nginx, one worker", "", f"Target: {i.get('target')}.", "",
                   table(["client", "rate", "CPU µs/req (all processes)", "worker CPU µs/req",
                          "lag p99", "nginx CPU"], rows), "",
