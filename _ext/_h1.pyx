@@ -498,12 +498,13 @@ cdef class NativeHttpTransport(Transport):
             # An idle keep-alive connection has news: the server closed it (or sent what was
             # not asked for). It is no use any more.
             return self.close_conn(c)
+        if ev & (EPOLLIN | EPOLLHUP | EPOLLERR):
+            # Read first: a server may answer (413, say) and close before taking the whole body.
+            self.read_answer(c, now)
+            if c.gen != gen:
+                return 0                     # answered, failed or replaced: the slot moved on
         if c.state == C_SENDING and ev & EPOLLOUT:
             self.write_out(c)
-            if c.gen != gen:
-                return 0                     # the write failed and the connection is gone
-        if ev & (EPOLLIN | EPOLLHUP | EPOLLERR) and (c.state == C_RECEIVING or c.state == C_SENDING):
-            return self.read_answer(c, now)
         return 0
 
     cdef int read_answer(self, Conn *c, long long now) except -1:
@@ -721,7 +722,7 @@ cdef class NativeHttpTransport(Transport):
         cdef Target *t
         self.record(c, ERR_OK if c.status < 400 else ERR_STATUS, now)
         c.served += 1
-        if c.close_after:
+        if c.close_after or c.out_off < c.out_len:    # answered before the body was all sent
             return self.close_conn(c)
         t = &self.targets[c.target]
         c.state = C_IDLE
