@@ -14,6 +14,7 @@ from libc.stdlib cimport malloc, realloc, free
 from libc.errno cimport errno, ENOENT, EEXIST
 
 from clock cimport realtime_ns, cpu_relax
+from trace_ids cimport write_trace_ids
 from replayer._pacer cimport (Transport, RecordRing, ERR_OK, ERR_TIMEOUT, ERR_CONNECT, ERR_RESET,
                      ERR_TLS, ERR_PROTOCOL, ERR_CANCELLED, ERR_STATUS, ERR_OTHER)
 
@@ -247,16 +248,6 @@ cdef signed char curl_error_kind(int code) noexcept nogil:
     return ERR_OTHER
 
 
-cdef const char *HEX_DIGITS = b"0123456789abcdef"
-
-
-cdef inline void write_hex(char *out, unsigned long long v, int digits) noexcept nogil:
-    cdef int k
-    for k in range(digits - 1, -1, -1):
-        out[k] = HEX_DIGITS[v & 15]
-        v >>= 4
-
-
 cdef enum:
     # libcurl's work between taking a transfer and writing it is 5-10 µs here at 10k req/s and
     # 20-30 µs after an idle millisecond (cold caches): handed over this early, a request is
@@ -451,9 +442,7 @@ cdef class CurlTransport(Transport):
         if self.tracing:
             # W3C trace context, as replayer.transports.traceparent: trace id = run prefix +
             # event, span id = event + 1.
-            write_hex(s.trace_hex, self.trace_high, 16)
-            write_hex(s.trace_hex + 16, <unsigned long long> event, 16)
-            write_hex(s.trace_hex + 33, <unsigned long long> event + 1, 16)
+            write_trace_ids(s.trace_hex, self.trace_high, <unsigned long long> event)
         s.event = event
         s.scheduled_ns = scheduled_ns
         # Replaced by the pre-request stamp once libcurl sends it; a request that never goes

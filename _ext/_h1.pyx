@@ -20,6 +20,7 @@ from libc.string cimport memcpy, memmove, memchr, memcmp
 from libc.errno cimport errno, EAGAIN, EINTR, EINPROGRESS
 
 from clock cimport realtime_ns
+from trace_ids cimport write_trace_ids
 from replayer._pacer cimport (Transport, RecordRing, ERR_OK, ERR_TIMEOUT, ERR_CONNECT, ERR_RESET,
                      ERR_PROTOCOL, ERR_CANCELLED, ERR_STATUS)
 
@@ -449,9 +450,7 @@ cdef class NativeHttpTransport(Transport):
         if c.own != NULL:
             # W3C trace context, as replayer.transports.traceparent: trace id = run prefix +
             # event, span id = event + 1; same length every time, written in place.
-            write_hex(c.own + t.trace_at, self.trace_high, 16)
-            write_hex(c.own + t.trace_at + 16, <unsigned long long> c.event, 16)
-            write_hex(c.own + t.trace_at + 33, <unsigned long long> c.event + 1, 16)
+            write_trace_ids(c.own + t.trace_at, self.trace_high, <unsigned long long> c.event)
             c.out = c.own
         else:
             c.out = t.request
@@ -836,16 +835,6 @@ cdef class NativeHttpTransport(Transport):
 
     def __dealloc__(self):
         self.release()
-
-
-cdef const char *HEX_DIGITS = b"0123456789abcdef"
-
-
-cdef inline void write_hex(char *out, unsigned long long v, int digits) noexcept nogil:
-    cdef int k
-    for k in range(digits - 1, -1, -1):
-        out[k] = HEX_DIGITS[v & 15]
-        v >>= 4
 
 
 cdef long long blank_line_end(const char *b, long long start, long long length) noexcept nogil:

@@ -56,7 +56,7 @@ CURL_PER_REQUEST = ("cpdef int submit", "cpdef int flush", "cpdef int poll", "cd
                     "cdef int finish", "cdef int admit", "cdef int admit_queued",
                     "cdef int start_admitted", "cdef int pump", "cdef size_t discard_body", "cdef int stamp_sent",
                     "cdef size_t read_grpc_status", "cdef int watch_socket", "cdef int set_timer", "cdef int close_socket",
-                    "cdef signed char curl_error_kind", "cdef inline void write_hex",
+                    "cdef signed char curl_error_kind", 
                     "cdef signed char grpc_kind", "cdef long grpc_code_of_failure",
                     "cdef long grpc_code_of_http_status")
 
@@ -69,7 +69,7 @@ H1_PER_REQUEST = ("cpdef int submit", "cpdef int flush", "cpdef int poll", "cdef
                   "cdef int write_out", "cdef int on_event", "cdef int read_answer",
                   "cdef int parse", "cdef int finished", "cdef int parse_head", "cdef int record",
                   "cdef int complete", "cdef int fail", "cdef int broken", "cdef int close_conn",
-                  "cdef int pump", "cdef inline void write_hex", "cdef long long blank_line_end",
+                  "cdef int pump",  "cdef long long blank_line_end",
                   "cdef inline bint header_is", "cdef bint value_has")
 
 
