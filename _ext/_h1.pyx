@@ -8,14 +8,14 @@ built once (replayer.transports.native), each connection writes it with one send
 answer with a small parser (status line, Content-Length, chunked, Connection: close, bodies
 until close); everything else (TLS, HTTP/2, gRPC, proxies) stays with libcurl (replayer._curl).
 
-Connections: at most `connections` per target, kept alive; requests beyond them wait in a FIFO
-per target and go out when a connection frees up. A keep-alive connection the server closed
-while idle is replaced and the request sent again on a fresh one, once, as libcurl does.
+Connections: at most `connections` per host:port (as libcurl counts them; every target on it
+shares them), kept alive; requests beyond them wait in a FIFO per host and go out when a
+connection frees up. A keep-alive connection the server closed while idle is replaced and the request sent again on a fresh one, once, as libcurl does.
 
 Stamps: `sent_ns` just before the send() of the request's first byte (after the dial, for a
 new connection); `done_ns` when epoll reported the socket whose read completed the answer.
 """
-from libc.stdlib cimport malloc, realloc, free
+from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memcpy, memmove, memchr, memcmp
 from libc.errno cimport errno, EAGAIN, EINTR, EINPROGRESS
 
@@ -102,6 +102,12 @@ cdef struct Target:
     char *request            # the whole request, built once
     long long request_len
     long long trace_at       # offset of the traceparent's hex ids in `request`, -1 none
+    int host                 # whose connections carry it
+
+
+cdef struct Host:
+    # One host:port, as libcurl counts them: its addresses, its connections (at most
+    # `connections`, shared by every target on it) and the requests waiting for one.
     char addrs[MAX_ADDRS][ADDR_SIZE]
     int addr_lens[MAX_ADDRS]
     int n_addrs
@@ -116,13 +122,16 @@ cdef struct Target:
 cdef struct Conn:
     int fd
     unsigned int gen         # bumped on every reuse of the slot: stale epoll events are ignored
-    int target
+    int host
+    int target               # of the request it carries (or last carried)
+    int own_target           # whose request `own` holds, -1 none
+    long long own_cap
     int state
     int addr_index
     int served               # answers read on this connection
     int retried              # this request is already on its second connection
     int index                # in the transport's table, for the lists below
-    int next_idle            # next idle connection of the target, or next free slot
+    int next_idle            # next idle connection of the host, or next free slot
     int prev_busy, next_busy # the list of connections carrying a request, oldest deadline first
     int tries                # addresses dialled for this connection
     int registered           # epoll events the socket is registered for
@@ -146,12 +155,14 @@ cdef class NativeHttpTransport(Transport):
 
     cdef Target *targets
     cdef int n_targets
+    cdef Host *hosts
+    cdef int n_hosts
     cdef Conn **conns
     cdef int n_conns, cap_conns
     cdef int free_conn           # first free connection slot (linked by next_idle), -1 none
     cdef int busy_head, busy_tail
     cdef int epfd
-    cdef int cap_per_target
+    cdef int cap_per_host
     cdef long long timeout_ns
     cdef int bytes_out
     cdef bint head_request
@@ -166,19 +177,21 @@ cdef class NativeHttpTransport(Transport):
         self.busy_head = -1
         self.busy_tail = -1
 
-    def __init__(self, RecordRing ring, const int[::1] target_of, list requests, list addresses,
-                 long long timeout_ns, long connections, int bytes_out, bint head_request=False,
-                 trace_high=None, list trace_offsets=None):
-        """requests: bytes per target; addresses: per target a list of packed sockaddr bytes
-        (none: every request to it fails to connect); trace_offsets: per target the offset of
-        the traceparent's ids in its request (with trace_high)."""
+    def __init__(self, RecordRing ring, const int[::1] target_of, list requests, list host_of,
+                 list addresses, long long timeout_ns, long connections, int bytes_out,
+                 bint head_request=False, trace_high=None, list trace_offsets=None):
+        """requests: bytes per target; host_of: the host index of each target; addresses: per
+        host a list of packed sockaddr bytes (none: every request to it fails to connect);
+        trace_offsets: per target the offset of the traceparent's ids in its request (with
+        trace_high)."""
         Transport.__init__(self, ring)
         cdef int k, a
         cdef bytes b
         cdef Target *t
+        cdef Host *h
         self.target_of = target_of
         self.timeout_ns = timeout_ns
-        self.cap_per_target = <int> max(1, connections)
+        self.cap_per_host = <int> max(1, connections)
         self.bytes_out = bytes_out
         self.head_request = head_request
         self.tracing = trace_high is not None
@@ -187,14 +200,11 @@ cdef class NativeHttpTransport(Transport):
         if self.epfd < 0:
             raise OSError(errno, "epoll_create1 failed")
         self.n_targets = len(requests)
-        self.targets = <Target *> malloc(max(1, self.n_targets) * sizeof(Target))
-        if self.targets == NULL:
+        self.n_hosts = len(addresses)
+        self.targets = <Target *> calloc(max(1, self.n_targets), sizeof(Target))
+        self.hosts = <Host *> calloc(max(1, self.n_hosts), sizeof(Host))
+        if self.targets == NULL or self.hosts == NULL:
             raise MemoryError()
-        for k in range(self.n_targets):
-            t = &self.targets[k]
-            t.request = NULL
-            t.queue = NULL
-            t.n_addrs = 0
         for k in range(self.n_targets):
             t = &self.targets[k]
             b = requests[k]
@@ -204,30 +214,30 @@ cdef class NativeHttpTransport(Transport):
                 raise MemoryError()
             memcpy(t.request, <const char *> b, t.request_len)
             t.trace_at = trace_offsets[k] if self.tracing else -1
+            t.host = host_of[k]
+            if not 0 <= t.host < self.n_hosts:
+                raise ValueError(f"target {k}: no host {t.host}")
+        for k in range(self.n_hosts):
+            h = &self.hosts[k]
             for a, b in enumerate(addresses[k][:MAX_ADDRS]):
                 if len(b) > ADDR_SIZE:
                     raise ValueError("socket address too long")
-                memcpy(t.addrs[a], <const char *> b, len(b))
-                t.addr_lens[a] = len(b)
-                t.n_addrs = a + 1
-            t.preferred = 0
-            t.n_conns = 0
-            t.idle = -1
-            t.q_head = 0
-            t.q_len = 0
-            t.q_cap = 0
+                memcpy(h.addrs[a], <const char *> b, len(b))
+                h.addr_lens[a] = len(b)
+                h.n_addrs = a + 1
+            h.idle = -1
 
     # ---- the pacer's seams ----
 
     cpdef int submit(self, long long event, long long scheduled_ns, long long sent_ns) except -1:
-        cdef int target = self.target_of[event]
-        cdef Target *t = &self.targets[target]
+        cdef int host = self.targets[self.target_of[event]].host
+        cdef Host *h = &self.hosts[host]
         self.inflight += 1
-        if t.q_len:
-            self.enqueue(t, event, scheduled_ns, sent_ns)   # behind those already waiting
-            self.serve_queue(target)
+        if h.q_len:
+            self.enqueue(h, event, scheduled_ns, sent_ns)   # behind those already waiting
+            self.serve_queue(host)
         else:
-            self.dispatch(target, event, scheduled_ns, sent_ns)
+            self.dispatch(host, event, scheduled_ns, sent_ns)
         return 0
 
     cpdef int flush(self) except -1:
@@ -241,14 +251,14 @@ cdef class NativeHttpTransport(Transport):
     cpdef int abort(self) except -1:
         cdef int k
         cdef long long now = realtime_ns()
-        cdef Target *t
+        cdef Host *h
         cdef long long *q
-        for k in range(self.n_targets):      # waiting requests are cancelled, not sent
-            t = &self.targets[k]
-            while t.q_len:
-                q = &t.queue[3 * t.q_head]
-                t.q_head = (t.q_head + 1) % t.q_cap
-                t.q_len -= 1
+        for k in range(self.n_hosts):        # waiting requests are cancelled, not sent
+            h = &self.hosts[k]
+            while h.q_len:
+                q = &h.queue[3 * h.q_head]
+                h.q_head = (h.q_head + 1) % h.q_cap
+                h.q_len -= 1
                 self.inflight -= 1
                 self.ring.push(q[0], q[1], q[2], now, 0, ERR_CANCELLED, self.bytes_out, 0)
         for k in range(self.n_conns):
@@ -259,62 +269,61 @@ cdef class NativeHttpTransport(Transport):
 
     # ---- requests onto connections ----
 
-    cdef int dispatch(self, int target, long long event, long long scheduled_ns,
+    cdef int dispatch(self, int host, long long event, long long scheduled_ns,
                       long long sent_ns) except -1:
-        """Send on an idle connection, dial a new one, or wait in the target's queue."""
-        cdef Target *t = &self.targets[target]
+        """Send on an idle connection, dial a new one, or wait in the host's queue."""
+        cdef Host *h = &self.hosts[host]
         cdef Conn *c
-        if t.idle >= 0:
-            c = self.conns[t.idle]
-            t.idle = c.next_idle
+        if h.idle >= 0:
+            c = self.conns[h.idle]
+            h.idle = c.next_idle
             self.assign(c, event, scheduled_ns, sent_ns, 0)
             self.send_request(c)
-        elif t.n_conns < self.cap_per_target:
-            c = self.new_conn(target)
+        elif h.n_conns < self.cap_per_host:
+            c = self.new_conn(host)
             self.assign(c, event, scheduled_ns, sent_ns, 0)
-            self.dial(c, t.preferred)
+            self.dial(c, h.preferred)
         else:
-            self.enqueue(t, event, scheduled_ns, sent_ns)
+            self.enqueue(h, event, scheduled_ns, sent_ns)
         return 0
 
-    cdef int serve_queue(self, int target) except -1:
+    cdef int serve_queue(self, int host) except -1:
         # Iterative, never from inside a request's completion: a dial refused at once fails its
         # request and frees the connection, and the loop goes on with the next one.
-        cdef Target *t = &self.targets[target]
+        cdef Host *h = &self.hosts[host]
         cdef long long *q
-        while t.q_len and (t.idle >= 0 or t.n_conns < self.cap_per_target):
-            q = &t.queue[3 * t.q_head]
-            t.q_head = (t.q_head + 1) % t.q_cap
-            t.q_len -= 1
-            self.dispatch(target, q[0], q[1], q[2])
+        while h.q_len and (h.idle >= 0 or h.n_conns < self.cap_per_host):
+            q = &h.queue[3 * h.q_head]
+            h.q_head = (h.q_head + 1) % h.q_cap
+            h.q_len -= 1
+            self.dispatch(host, q[0], q[1], q[2])
         return 0
 
-    cdef int enqueue(self, Target *t, long long event, long long scheduled_ns,
+    cdef int enqueue(self, Host *h, long long event, long long scheduled_ns,
                      long long sent_ns) except -1:
         cdef long long *grown
         cdef long long k, n
-        if t.q_len == t.q_cap:
-            n = max(64, 2 * t.q_cap)
+        if h.q_len == h.q_cap:
+            n = max(64, 2 * h.q_cap)
             grown = <long long *> malloc(3 * n * sizeof(long long))
             if grown == NULL:
                 raise MemoryError()
-            for k in range(t.q_len):       # unwrap the ring into the new array
-                memcpy(&grown[3 * k], &t.queue[3 * ((t.q_head + k) % t.q_cap)], 3 * sizeof(long long))
-            free(t.queue)
-            t.queue = grown
-            t.q_head = 0
-            t.q_cap = n
-        k = 3 * ((t.q_head + t.q_len) % t.q_cap)
-        t.queue[k] = event
-        t.queue[k + 1] = scheduled_ns
+            for k in range(h.q_len):       # unwrap the ring into the new array
+                memcpy(&grown[3 * k], &h.queue[3 * ((h.q_head + k) % h.q_cap)], 3 * sizeof(long long))
+            free(h.queue)
+            h.queue = grown
+            h.q_head = 0
+            h.q_cap = n
+        k = 3 * ((h.q_head + h.q_len) % h.q_cap)
+        h.queue[k] = event
+        h.queue[k + 1] = scheduled_ns
         # A request that never goes out keeps the time it was due (as with libcurl).
-        t.queue[k + 2] = sent_ns if sent_ns > scheduled_ns else scheduled_ns
-        t.q_len += 1
+        h.queue[k + 2] = sent_ns if sent_ns > scheduled_ns else scheduled_ns
+        h.q_len += 1
         return 0
 
-    cdef Conn *new_conn(self, int target) except NULL:
+    cdef Conn *new_conn(self, int host) except NULL:
         cdef Conn *c
-        cdef Target *t = &self.targets[target]
         if self.free_conn >= 0:
             c = self.conns[self.free_conn]
             self.free_conn = c.next_idle
@@ -334,12 +343,15 @@ cdef class NativeHttpTransport(Transport):
             c.buf_cap = READ_CHUNK
             c.gen = 0
             c.own = NULL
+            c.own_cap = 0
+            c.own_target = -1
             c.index = self.n_conns
             self.conns[self.n_conns] = c
             self.n_conns += 1
         c.gen += 1
         c.fd = -1
-        c.target = target
+        c.host = host
+        c.target = -1
         c.state = C_CLOSED
         c.served = 0
         c.tries = 0
@@ -348,22 +360,13 @@ cdef class NativeHttpTransport(Transport):
         c.prev_busy = -1
         c.next_busy = -1
         c.event = -1
-        if t.trace_at >= 0:
-            # Its own copy of the request, to write each request's ids into.
-            free(c.own)
-            c.own = <char *> malloc(t.request_len)
-            if c.own == NULL:
-                raise MemoryError()
-            memcpy(c.own, t.request, t.request_len)
-        else:
-            free(c.own)
-            c.own = NULL
-        t.n_conns += 1
+        self.hosts[host].n_conns += 1
         return c
 
     cdef void assign(self, Conn *c, long long event, long long scheduled_ns, long long sent_ns,
                      int retried) noexcept:
         c.event = event
+        c.target = self.target_of[event]
         c.scheduled_ns = scheduled_ns
         # Replaced by the send stamp; a request that never goes out (its dial failed) keeps
         # the time it was due.
@@ -410,21 +413,22 @@ cdef class NativeHttpTransport(Transport):
     # ---- dialling ----
 
     cdef int dial(self, Conn *c, int addr_index) except -1:
-        """Dial the target's address `addr_index`; the next ones if it is refused."""
-        cdef Target *t = &self.targets[c.target]
+        """Dial the host's address `addr_index`; the next ones if it is refused."""
+        cdef Host *h = &self.hosts[c.host]
         cdef int fd, one = 1
-        if c.tries >= t.n_addrs:
+        if c.tries >= h.n_addrs:
             return self.fail(c, ERR_CONNECT, realtime_ns())   # none left (or none resolved)
         c.tries += 1
-        c.addr_index = addr_index % t.n_addrs
-        fd = socket((<sockaddr *> t.addrs[c.addr_index]).sa_family,
+        c.addr_index = addr_index % h.n_addrs
+        fd = socket((<sockaddr *> h.addrs[c.addr_index]).sa_family,
                     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
         if fd < 0:
-            return self.fail(c, ERR_CONNECT, realtime_ns())   # out of descriptors, say
+            # No socket of this family (IPv6 off, say) or out of descriptors: the next address.
+            return self.dial(c, c.addr_index + 1)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))
         c.fd = fd
         c.registered = 0
-        if connect(fd, <sockaddr *> t.addrs[c.addr_index], t.addr_lens[c.addr_index]) == 0:
+        if connect(fd, <sockaddr *> h.addrs[c.addr_index], h.addr_lens[c.addr_index]) == 0:
             return self.connected(c)
         if errno == EINPROGRESS:
             c.state = C_CONNECTING
@@ -432,14 +436,14 @@ cdef class NativeHttpTransport(Transport):
         return self.redial(c)
 
     cdef int redial(self, Conn *c) except -1:
-        # This address refused: close the socket, try the target's next address.
+        # This address refused: close the socket, try the host's next address.
         close(c.fd)
         c.fd = -1
         c.registered = 0
         return self.dial(c, c.addr_index + 1)
 
     cdef int connected(self, Conn *c) except -1:
-        self.targets[c.target].preferred = c.addr_index
+        self.hosts[c.host].preferred = c.addr_index
         self.watch(c, EPOLLIN)
         return self.send_request(c)
 
@@ -447,7 +451,18 @@ cdef class NativeHttpTransport(Transport):
 
     cdef int send_request(self, Conn *c) except -1:
         cdef Target *t = &self.targets[c.target]
-        if c.own != NULL:
+        if t.trace_at >= 0:
+            if c.own_target != c.target:
+                # The connection's own copy of this target's request, to write ids into.
+                if c.own_cap < t.request_len:
+                    free(c.own)
+                    c.own = <char *> malloc(t.request_len)
+                    if c.own == NULL:
+                        c.own_cap = 0
+                        raise MemoryError()
+                    c.own_cap = t.request_len
+                memcpy(c.own, t.request, t.request_len)
+                c.own_target = c.target
             # W3C trace context, as replayer.transports.traceparent: trace id = run prefix +
             # event, span id = event + 1; same length every time, written in place.
             write_trace_ids(c.own + t.trace_at, self.trace_high, <unsigned long long> c.event)
@@ -718,15 +733,15 @@ cdef class NativeHttpTransport(Transport):
         return 0
 
     cdef int complete(self, Conn *c, long long now) except -1:
-        cdef Target *t
+        cdef Host *h
         self.record(c, ERR_OK if c.status < 400 else ERR_STATUS, now)
         c.served += 1
         if c.close_after or c.out_off < c.out_len:    # answered before the body was all sent
             return self.close_conn(c)
-        t = &self.targets[c.target]
+        h = &self.hosts[c.host]
         c.state = C_IDLE
-        c.next_idle = t.idle
-        t.idle = c.index
+        c.next_idle = h.idle
+        h.idle = c.index
         return 0
 
     cdef int fail(self, Conn *c, signed char kind, long long now) except -1:
@@ -737,21 +752,21 @@ cdef class NativeHttpTransport(Transport):
         """The connection broke under a request. A keep-alive connection the server closed
         before reading this request is replaced and the request sent again, once."""
         cdef long long event = c.event, scheduled_ns = c.scheduled_ns, sent_ns = c.sent_ns
-        cdef int target = c.target
+        cdef int host = c.host
         cdef Conn *fresh
         if c.served == 0 or c.got != 0 or c.retried:
             return self.fail(c, kind, now)
         self.unlink_busy(c)
         self.close_conn(c)
-        fresh = self.new_conn(target)
+        fresh = self.new_conn(host)
         self.assign(fresh, event, scheduled_ns, sent_ns, 1)
-        return self.dial(fresh, self.targets[target].preferred)
+        return self.dial(fresh, self.hosts[host].preferred)
 
     cdef int close_conn(self, Conn *c) except -1:
-        cdef Target *t = &self.targets[c.target]
+        cdef Host *h = &self.hosts[c.host]
         cdef int *link
         if c.state == C_IDLE:
-            link = &t.idle
+            link = &h.idle
             while link[0] >= 0 and link[0] != c.index:
                 link = &self.conns[link[0]].next_idle
             if link[0] == c.index:
@@ -762,7 +777,7 @@ cdef class NativeHttpTransport(Transport):
         c.state = C_CLOSED
         c.registered = 0
         c.gen += 1
-        t.n_conns -= 1
+        h.n_conns -= 1
         c.next_idle = self.free_conn
         self.free_conn = c.index
         return 0
@@ -775,7 +790,7 @@ cdef class NativeHttpTransport(Transport):
         cdef long long now = realtime_ns()
         cdef long long wait = timeout_ns
         cdef long long arrived
-        cdef int n, k, target
+        cdef int n, k, host
         cdef unsigned long long data
         cdef Conn *c
         if self.busy_head >= 0 and self.conns[self.busy_head].deadline_ns - now < wait:
@@ -791,17 +806,17 @@ cdef class NativeHttpTransport(Transport):
             c = self.conns[<int> (data & 0xffffffffULL)]
             if c.gen != <unsigned int> (data >> 32) or c.fd < 0:
                 continue             # closed (its slot maybe reused) earlier in this batch
-            target = c.target
+            host = c.host
             self.on_event(c, self.events[k].events, arrived)
-            if self.targets[target].q_len:
-                self.serve_queue(target)
+            if self.hosts[host].q_len:
+                self.serve_queue(host)
         while self.busy_head >= 0 and self.conns[self.busy_head].deadline_ns <= arrived:
             c = self.conns[self.busy_head]
-            target = c.target
+            host = c.host
             c.close_after = 1
             self.fail(c, ERR_TIMEOUT, arrived)
-            if self.targets[target].q_len:
-                self.serve_queue(target)
+            if self.hosts[host].q_len:
+                self.serve_queue(host)
         return 0
 
     def close(self):
@@ -825,10 +840,15 @@ cdef class NativeHttpTransport(Transport):
         if self.targets != NULL:
             for k in range(self.n_targets):
                 free(self.targets[k].request)
-                free(self.targets[k].queue)
             free(self.targets)
             self.targets = NULL
             self.n_targets = 0
+        if self.hosts != NULL:
+            for k in range(self.n_hosts):
+                free(self.hosts[k].queue)
+            free(self.hosts)
+            self.hosts = NULL
+            self.n_hosts = 0
         if self.epfd >= 0:
             close(self.epfd)
             self.epfd = -1

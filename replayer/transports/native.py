@@ -44,35 +44,29 @@ def build_request(url: str, method: str, headers: list[str], payload: bytes | No
     """The request's bytes, and the offset of the traceparent's ids in them (-1 without).
 
     Headers follow libcurl's rules, so a run sends the same with either client: Host and
-    Accept by default, Content-Length and Content-Type with a body; 'Name: value' replaces a
-    default of that name, 'Name:' removes it, 'Name;' sends it empty."""
+    Accept by default, Content-Length and Content-Type with a body; a user header of one of
+    those names replaces it, 'Name:' removes it, 'Name;' sends it empty, and every other
+    header is sent as given, in order (twice if given twice)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or 80
     shown = f"[{host}]" if ":" in host else host
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    fields: list[tuple[str, str]] = [("Host", shown if port == 80 else f"{shown}:{port}"),
-                                     ("Accept", "*/*")]
+    defaults: list[tuple[str, str]] = [("Host", shown if port == 80 else f"{shown}:{port}"),
+                                       ("Accept", "*/*")]
     if payload is not None:
-        fields += [("Content-Length", str(len(payload))),
-                   ("Content-Type", "application/x-www-form-urlencoded")]
+        defaults += [("Content-Length", str(len(payload))),
+                     ("Content-Type", "application/x-www-form-urlencoded")]
+    given: list[tuple[str, str | None]] = []
     for line in headers:
         if line.endswith(";") and ":" not in line:
-            name, value = line[:-1].strip(), None          # sent with an empty value
+            given.append((line[:-1].strip(), ""))         # sent with an empty value
         else:
             name, _, value = line.partition(":")
-            name, value = name.strip(), value.strip()
-            if value == "":
-                fields = [f for f in fields if f[0].lower() != name.lower()]
-                continue
-        value = value or ""
-        for k, (existing, _) in enumerate(fields):
-            if existing.lower() == name.lower():
-                fields[k] = (existing if existing in ("Host", "Accept", "Content-Length",
-                                                      "Content-Type") else name, value)
-                break
-        else:
-            fields.append((name, value))
+            given.append((name.strip(), value.strip() or None))   # None: only removes a default
+    named = {name.lower() for name, _ in given}
+    fields = [f for f in defaults if f[0].lower() not in named]
+    fields += [(name, value) for name, value in given if value is not None]
     head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{n}: {v}\r\n" for n, v in fields)
     offset = -1
     if tracing:
@@ -110,19 +104,22 @@ def native_transport(ring, config: TransportConfig, target_column):
     urls = request_urls(config)
     method = config.method or ("POST" if config.payload is not None else "GET")
     tracing = config.trace_id_high is not None
-    requests, offsets, addresses = [], [], []
-    resolved: dict[tuple[str, int], list[bytes]] = {}
+    requests, offsets, host_of = [], [], []
+    # Connections are per host:port, as libcurl counts them for --connections.
+    hosts: dict[tuple[str, int], int] = {}
+    addresses: list[list[bytes]] = []
     for url in urls:
         data, offset = build_request(url, method, ["Expect:"] + list(config.headers),
                                      config.payload, tracing)
         requests.append(data)
         offsets.append(offset)
         parts = urlsplit(url)
-        host, port = parts.hostname or "", parts.port or 80
-        if (host, port) not in resolved:
-            resolved[(host, port)] = socket_addresses(config.address(host) or host, port)
-        addresses.append(resolved[(host, port)])
+        key = ((parts.hostname or "").lower(), parts.port or 80)
+        if key not in hosts:
+            hosts[key] = len(addresses)
+            addresses.append(socket_addresses(config.address(key[0]) or key[0], key[1]))
+        host_of.append(hosts[key])
     return _h1.NativeHttpTransport(
-        ring, target_column, requests, addresses, max(1, int(config.timeout_s * 1e9)),
+        ring, target_column, requests, host_of, addresses, max(1, int(config.timeout_s * 1e9)),
         config.connections, len(config.payload or b""), method.upper() == "HEAD",
         config.trace_id_high, offsets)
