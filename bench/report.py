@@ -99,6 +99,23 @@ def build(data: dict) -> str:
              "in [bench/README.md](README.md#what-limits-the-missed-targets).", "",
              machine_section(data), ""]
 
+    # -- figure 0
+    f0 = [b["extra_info"] for b in by_fig.get(0, [])]
+    if f0:
+        rows = []
+        for i in f0:
+            per_s = max(i.get("seconds") or 1, 1e-9)
+            rows.append([f"{i['role']} (CPU {i.get('cpu')})", num(i["gaps_over_10us"] / per_s),
+                         num(i["gaps_over_100us"] / per_s), num(i["gaps_over_1ms"] / per_s),
+                         us(i.get("longest_us")), num(i.get("lost_pct"), "{:.2f}%")])
+        parts += ["## 0. The machine's own hiccups", "",
+                  "A C loop spinning on one CPU, reading the clock for 5 s (`bench/hiccups.c`): "
+                  "gaps between reads are time the CPU was taken away, and no client on that "
+                  "CPU can send with smaller lag tails. They change from hour to hour on a "
+                  "shared VM: read them next to the lag figures of the same run.", "",
+                  table(["CPU", "gaps > 10 µs per s", "> 100 µs per s", "> 1 ms per s",
+                         "longest", "time lost"], rows), ""]
+
     # -- figure 1
     f1 = by_fig.get(1, [])
     if f1:
