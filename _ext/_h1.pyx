@@ -49,7 +49,7 @@ cdef extern from "<sys/socket.h>" nogil:
     ssize_t recv(int fd, void *buf, size_t n, int flags)
     int getsockopt(int fd, int level, int name, void *value, socklen_t *length)
     int setsockopt(int fd, int level, int name, const void *value, socklen_t length)
-    int SOCK_STREAM, SOCK_NONBLOCK, SOCK_CLOEXEC, MSG_NOSIGNAL, SOL_SOCKET, SO_ERROR
+    int SOCK_STREAM, SOCK_NONBLOCK, SOCK_CLOEXEC, MSG_NOSIGNAL, MSG_TRUNC, SOL_SOCKET, SO_ERROR
 
 cdef extern from "<netinet/in.h>" nogil:
     int IPPROTO_TCP
@@ -71,6 +71,7 @@ cdef enum:
     READ_CHUNK = 16384       # initial answer buffer per connection; bodies stream through it
     MAX_HEAD = 262144        # status line + headers; beyond it the answer is a protocol error
     MAX_LINE = 4096          # a chunk-size or trailer line
+    READ_BUDGET = 262144     # bytes read from one connection per wake-up
 
 # Connection states
 cdef enum:
@@ -291,12 +292,14 @@ cdef class NativeHttpTransport(Transport):
         # Iterative, never from inside a request's completion: a dial refused at once fails its
         # request and frees the connection, and the loop goes on with the next one.
         cdef Host *h = &self.hosts[host]
-        cdef long long *q
+        cdef long long event, scheduled_ns, sent_ns
         while h.q_len and (h.idle >= 0 or h.n_conns < self.cap_per_host):
-            q = &h.queue[3 * h.q_head]
+            event = h.queue[3 * h.q_head]
+            scheduled_ns = h.queue[3 * h.q_head + 1]
+            sent_ns = h.queue[3 * h.q_head + 2]
             h.q_head = (h.q_head + 1) % h.q_cap
             h.q_len -= 1
-            self.dispatch(host, q[0], q[1], q[2])
+            self.dispatch(host, event, scheduled_ns, sent_ns)
         return 0
 
     cdef int enqueue(self, Host *h, long long event, long long scheduled_ns,
@@ -324,15 +327,17 @@ cdef class NativeHttpTransport(Transport):
 
     cdef Conn *new_conn(self, int host) except NULL:
         cdef Conn *c
+        cdef Conn **grown
         if self.free_conn >= 0:
             c = self.conns[self.free_conn]
             self.free_conn = c.next_idle
         else:
             if self.n_conns == self.cap_conns:
-                self.cap_conns = max(64, 2 * self.cap_conns)
-                self.conns = <Conn **> realloc(self.conns, self.cap_conns * sizeof(Conn *))
-                if self.conns == NULL:
+                grown = <Conn **> realloc(self.conns, max(64, 2 * self.cap_conns) * sizeof(Conn *))
+                if grown == NULL:
                     raise MemoryError()
+                self.conns = grown
+                self.cap_conns = max(64, 2 * self.cap_conns)
             c = <Conn *> malloc(sizeof(Conn))
             if c == NULL:
                 raise MemoryError()
@@ -522,42 +527,66 @@ cdef class NativeHttpTransport(Transport):
         return 0
 
     cdef int read_answer(self, Conn *c, long long now) except -1:
+        """Read what the socket holds, up to READ_BUDGET bytes (a 16 MiB body must not hold
+        the pacer for milliseconds: epoll reports the rest on the next poll)."""
+        cdef char *grown
         cdef ssize_t n
-        cdef long long room
+        cdef long long room, want
+        cdef long long budget = READ_BUDGET
         cdef int r
         while True:
-            room = c.buf_cap - c.buf_len
-            if room == 0:
-                # Only a head (or a chunk line) still being read fills the buffer.
-                if c.buf_cap >= MAX_HEAD:
-                    c.close_after = 1
-                    return self.fail(c, ERR_PROTOCOL, now)
-                c.buf = <char *> realloc(c.buf, 2 * c.buf_cap)
-                if c.buf == NULL:
-                    raise MemoryError()
-                c.buf_cap *= 2
+            if (c.phase == P_LENGTH or c.phase == P_UNTIL_CLOSE) and c.buf_len == 0:
+                # Body bytes are only counted: the kernel drops them, nothing is copied.
+                want = budget
+                if c.phase == P_LENGTH and c.remaining < want:
+                    want = c.remaining
+                n = recv(c.fd, NULL, want, MSG_TRUNC)
+                if n > 0:
+                    c.got += n
+                    c.bytes_in += n
+                    budget -= n
+                    if c.phase == P_LENGTH:
+                        c.remaining -= n
+                        if c.remaining == 0:
+                            return self.complete(c, now)
+                    if n < want or budget <= 0:
+                        return 0
+                    continue
+            else:
                 room = c.buf_cap - c.buf_len
-            n = recv(c.fd, c.buf + c.buf_len, room, 0)
-            if n > 0:
-                c.got += n
-                c.buf_len += n
-                r = self.parse(c)
-                if r == DONE:
-                    return self.complete(c, now)
-                if r == BAD:
-                    return self.fail(c, ERR_PROTOCOL, now)
-                if n < room:
-                    return 0                 # the socket is drained; epoll says when more comes
-            elif n == 0:
+                if room == 0:
+                    # Only a head (or a chunk line) still being read fills the buffer.
+                    if c.buf_cap >= MAX_HEAD:
+                        c.close_after = 1
+                        return self.fail(c, ERR_PROTOCOL, now)
+                    grown = <char *> realloc(c.buf, 2 * c.buf_cap)
+                    if grown == NULL:
+                        raise MemoryError()
+                    c.buf = grown
+                    c.buf_cap *= 2
+                    room = c.buf_cap - c.buf_len
+                n = recv(c.fd, c.buf + c.buf_len, room, 0)
+                if n > 0:
+                    c.got += n
+                    c.buf_len += n
+                    budget -= n
+                    r = self.parse(c)
+                    if r == DONE:
+                        return self.complete(c, now)
+                    if r == BAD:
+                        return self.fail(c, ERR_PROTOCOL, now)
+                    if n < room or budget <= 0:
+                        return 0             # drained (or enough for now): epoll says when more
+                    continue
+            if n == 0:
                 if c.phase == P_UNTIL_CLOSE:
                     return self.complete(c, now)
                 return self.broken(c, ERR_RESET, now)
-            elif errno == EINTR:
+            if errno == EINTR:
                 continue
-            elif errno == EAGAIN:
+            if errno == EAGAIN:
                 return 0
-            else:
-                return self.broken(c, ERR_RESET, now)
+            return self.broken(c, ERR_RESET, now)
 
     # ---- the answer's parser ----
 

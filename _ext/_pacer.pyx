@@ -43,6 +43,11 @@ STOP_ABORT = C_STOP_ABORT
 # (equal due times, or a pacer behind schedule) goes on.
 cdef enum:
     MAX_BURST = 32
+    # While spinning with requests in flight, the pacer polls the transport (completions are
+    # stamped when they come, and the CPU never idles) until this close to the send time.
+    BUSY_POLL_MARGIN_NS = 5000
+    # Wake-up lateness is kept as the maximum of the current and the previous window.
+    WAKE_WINDOW_NS = 1000000000
 
 RECORD_ROW_SIZE = sizeof(RecordRow)
 RING_HEADER_SIZE = sizeof(RingHeader)
@@ -171,7 +176,10 @@ cdef class Pacer:
     """Sends events first, first+stride, ... of a sorted schedule at start + t_ns * scale.
 
     Far from the next due time it sleeps (or lets the transport wait for completions); in the
-    last spin_ns it spins. With fake_clock=True, time only moves when the pacer sleeps or spins
+    last part it spins (polling the transport while requests are in flight). That part is
+    spin_ns, widened to spin_ns + 2x the latest wake-ups' lateness, up to max_spin_ns: on a VM
+    whose idle vCPU is woken milliseconds late, it stops sleeping at all between close
+    requests. With fake_clock=True, time only moves when the pacer sleeps or spins
     or a test calls advance(): the table-driven tests run the real loop against it.
     """
 
@@ -179,6 +187,8 @@ cdef class Pacer:
     cdef long long first, stride, n_total
     cdef long long[::1] control
     cdef long long spin_ns
+    cdef long long max_spin_ns
+    cdef long long wake_late_now, wake_late_before, wake_window_end
     cdef long long max_inflight
     cdef double _time_scale
     cdef bint fake_clock
@@ -190,7 +200,7 @@ cdef class Pacer:
 
     def __init__(self, const long long[::1] t_ns, long long first, long long stride,
                  long long[::1] control, long long spin_ns=50000, long long max_inflight=1 << 30,
-                 bint fake_clock=False, long long fake_now=0):
+                 bint fake_clock=False, long long fake_now=0, long long max_spin_ns=-1):
         if stride <= 0 or first < 0:
             raise ValueError("stride must be positive and first non-negative")
         if control.shape[0] < C_SIZE:
@@ -201,6 +211,10 @@ cdef class Pacer:
         self.n_total = t_ns.shape[0]
         self.control = control
         self.spin_ns = spin_ns
+        self.max_spin_ns = max(spin_ns, max_spin_ns)   # -1: the window never widens
+        self.wake_late_now = 0
+        self.wake_late_before = 0
+        self.wake_window_end = 0
         self.max_inflight = max_inflight
         self.fake_clock = fake_clock
         self.fake_now = fake_now
@@ -229,6 +243,28 @@ cdef class Pacer:
         while realtime_ns() < t:
             cpu_relax()
 
+    cdef inline long long spin_window(self) noexcept nogil:
+        cdef long long late = max(self.wake_late_now, self.wake_late_before)
+        return min(self.spin_ns + 2 * late, self.max_spin_ns)
+
+    cdef inline void note_wake(self, long long wanted, long long woke) noexcept nogil:
+        # How late a sleep (or a wait in the transport) ended; a window turns over only when a
+        # new sample comes, so a pacer that no longer sleeps keeps what made it stop.
+        cdef long long late = woke - wanted
+        if late < 0:
+            return               # woken early by a completion: says nothing of the wake-up
+        if woke >= self.wake_window_end:
+            self.wake_late_before = self.wake_late_now
+            self.wake_late_now = 0
+            self.wake_window_end = woke + WAKE_WINDOW_NS
+        if late > self.wake_late_now:
+            self.wake_late_now = late
+
+    @property
+    def spin_window_ns(self):
+        """The spin window now in use (spin_ns, widened by late wake-ups)."""
+        return self.spin_window()
+
     def advance(self, long long ns):
         """Fake clock only: time spent elsewhere (a slow transport, a preempted process)."""
         self.fake_now += ns
@@ -246,7 +282,7 @@ cdef class Pacer:
         cdef long long start = self.control[C_START_NS]
         cdef long long i = self.next_index
         cdef long long n = self.n_total
-        cdef long long due, go, now, wait
+        cdef long long due, go, now, wait, spin, wake
         cdef long long burst = 0
         # The lead is spent spinning (in the transport), so it comes out of the spin budget:
         # the pacer wakes spin_ns before the due time either way.
@@ -267,12 +303,18 @@ cdef class Pacer:
                     burst = 0
                     continue
                 wait = due - now
-                if wait > self.spin_ns:
+                spin = self.spin_window()
+                if wait > spin:
+                    wake = due - spin
                     if transport.inflight > 0:
-                        transport.poll(wait - self.spin_ns)   # GIL seam: completions while far
+                        transport.poll(wake - now)   # GIL seam: completions while far
                     else:
                         with nogil:
-                            self.sleep_until(due - self.spin_ns)
+                            self.sleep_until(wake)
+                    self.note_wake(wake, self.now())
+                    continue
+                if transport.inflight > 0 and go - now > BUSY_POLL_MARGIN_NS and not self.fake_clock:
+                    transport.poll(0)   # GIL seam: completions while spinning
                     continue
                 with nogil:
                     self.spin_until(go)

@@ -5,7 +5,7 @@
    nginx, run right after it; the plain pycurl loop closed loop (32 handles); and what one
    worker achieves when offered 1.5x wrk's rate, with each HTTP client (native and libcurl).
 3. Send lag p50/p99/p99.9/max at 1k, 10k req/s and half of figure 2's rate: replayer (default
-   --spin-us 50, and --spin-us 0), `hey -q`, Locust constant_throughput, the plain pycurl loop.
+   --spin-us 50, and never spinning: --spin-us 0 --spin-max-us 0), `hey -q`, Locust constant_throughput, the plain pycurl loop.
 4. CPU per request in those runs (and at figure 2's rate next to wrk's).
 
 Every client runs on the first CPU (replayer pins its worker there; the peers run under
@@ -73,14 +73,15 @@ def test_fig3_lag_and_cpu(benchmark, request, label, tool, http_target, http_sta
 
     def go():
         if tool.startswith("replayer"):
-            extra = ["--spin-us", "0"] if tool == "replayer-spin0" else []
+            extra = ["--spin-us", "0", "--spin-max-us", "0"] if tool == "replayer-spin0" else []
             r = _lib.run_replayer(workdir, rate, seconds, "http", http_target.port, extra=extra,
                                   target=http_target)
             return {"rate": rate, "achieved_rate": r.achieved_rate, "sent": r.sent,
                     "errors": r.errors, "lag_us": r.lag_us, "cpu_us_per_req": _net_cpu_us(r, http_startup),
                     "worker_cpu_us_per_req": 1e6 * r.worker_cpu_s / max(1, r.sent),
                     "target_cpu_pct": round(100 * r.target_cpu_s / r.duration_s, 1),
-                    "latency_us": r.latency_us}
+                    "latency_us": r.latency_us,
+                    "spin_window_us": max(w.get("spin_window_us", 0) for w in r.summary["workers"])}
         if tool == "hey":
             return _lib.hey(http_target.url, rate, seconds, target=http_target)
         if tool == "locust":

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-TOOL_NAMES = {"replayer": "replayer", "replayer-spin0": "replayer --spin-us 0", "hey": "hey -q",
+TOOL_NAMES = {"replayer": "replayer", "replayer-spin0": "replayer --spin-us 0 --spin-max-us 0", "hey": "hey -q",
               "locust": "Locust constant_throughput", "pycurl-loop": "plain pycurl loop"}
 RATE_ORDER = ["1k", "10k", "half"]
 
@@ -180,7 +180,7 @@ def build(data: dict) -> str:
                     continue
                 lag = i.get("lag_us")
                 rows.append([f"{rate(i['rate'])}", TOOL_NAMES[tool], rate(i.get("achieved_rate")),
-                             *lag_cells(lag), num(i.get("cpu_us_per_req"))])
+                             *lag_cells(lag), num(i.get("cpu_us_per_req")), us(i.get("spin_window_us"))])
                 cpu_rows.setdefault(tool, {})[label] = i.get("cpu_us_per_req")
                 if tool == "replayer" and label in ("10k", "half"):
                     lag = lag or {}
@@ -190,7 +190,8 @@ def build(data: dict) -> str:
                                     " / ".join(lag_cells(lag)[:3]), verdict(ok)])
         parts += ["## 3. Send lag (actual - intended send time), same nginx, one client core", "",
                   f"Rates: 1k, 10k req/s and half of figure 2 ({rate(half_rate)}).", "",
-                  table(["rate", "client", "achieved", "lag p50", "p99", "p99.9", "max", "CPU µs/req"], rows), ""]
+                  table(["rate", "client", "achieved", "lag p50", "p99", "p99.9", "max", "CPU µs/req",
+                         "spin window at the end"], rows), ""]
         crow = []
         for tool, d in cpu_rows.items():
             crow.append([TOOL_NAMES[tool]] + [num(d.get(label)) for label in RATE_ORDER])
@@ -208,8 +209,10 @@ def build(data: dict) -> str:
                   table(header, crow), "",
                   "replayer's figure is the whole command's CPU minus a 10-request run's (start-up: "
                   "interpreter, imports, worker spawn), over requests sent; with the default "
-                  "`--spin-us 50` each request spins up to 50 µs before its due time, which is most "
-                  "of its CPU below the maximum rate (compare `--spin-us 0`).", ""]
+                  "`--spin-us 50` each request spins at least 50 µs before its due time, and up to "
+                  "`--spin-max-us` 2 ms where wake-ups from sleep come late (then the worker never "
+                  "sleeps between close requests): that is most of its CPU below the maximum rate "
+                  "(compare never spinning, `--spin-us 0 --spin-max-us 0`).", ""]
 
     # -- figure 5
     f5 = [b["extra_info"] for b in by_fig.get(5, [])]

@@ -48,7 +48,7 @@ class RunOptions:
     zipkin: str = opt("http://localhost:9411/api/v2/spans", "Zipkin v2 span collector URL, for "
                       "-trace", alias="zipkin", metavar="URL")
     protocol: str = opt("grpc", "transport: grpc (helloworld.Greeter/SayHello, like the invoker), "
-                        "http (libcurl), or null (completes at once: measures the pacer alone)",
+                        "http (see --http-client), or null (completes at once: measures the pacer alone)",
                         choices=["grpc", "http", "null"])
     url_template: str = opt("http://{endpoint}:{port}/", "HTTP URL of a request; {endpoint} and "
                             "{port} are filled in")
@@ -74,6 +74,10 @@ class RunOptions:
                              default_factory=list, metavar="HOST=ADDR")
     out: str | None = opt(None, "run directory (default results/run-<unix time>)", metavar="DIR")
     spin_us: int = opt(50, "spin (instead of sleep) for the last microseconds before a due time")
+    spin_max_us: int | None = opt(None, "widen the spin, up to this, when wake-ups from sleep "
+                                  "come late (a VM's idle vCPU): spin_us + 2x the latest "
+                                  "lateness. Default: 2000 when each worker has a CPU of its own "
+                                  "and one is left over, else --spin-us (fixed)")
     no_pin: bool = opt(False, "do not pin workers to CPUs", action="store_true")
     max_inflight: int = opt(10000, "requests in flight per worker; one due beyond it is recorded "
                             "as 'overload', never queued or dropped")
@@ -106,6 +110,8 @@ class RunOptions:
                              f"{MAX_TIMEOUT_S} seconds")
         if not 0 <= self.spin_us <= MAX_SPIN_US:
             raise InputError(f"--spin-us {self.spin_us}: must be between 0 and {MAX_SPIN_US}")
+        if self.spin_max_us is not None and not 0 <= self.spin_max_us <= MAX_SPIN_US:
+            raise InputError(f"--spin-max-us {self.spin_max_us}: must be between 0 and {MAX_SPIN_US}")
         if not 1 <= self.max_inflight <= MAX_INFLIGHT:
             raise InputError(f"--max-inflight {self.max_inflight}: must be between 1 and {MAX_INFLIGHT}")
         if self.workers > MAX_WORKERS:

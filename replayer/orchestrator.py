@@ -31,10 +31,11 @@ from replayer.summary import format_summary, summarize_run
 from replayer.traces import load_schedule
 from replayer.transports import TransportConfig, http_client_of
 from replayer.worker import (ST_CPU_NS, ST_EVENTS, ST_NOT_SENT, ST_OVERLOADED, ST_RING_WAITS,
-                             ST_STATE, ST_SUBMITTED, STATE_FAILED, STATE_READY, STATUS_FIELDS,
-                             WorkerSpec, worker_main)
+                             ST_SPIN_WINDOW_NS, ST_STATE, ST_SUBMITTED, STATE_FAILED, STATE_READY,
+                             STATUS_FIELDS, WorkerSpec, worker_main)
 
 READY_TIMEOUT_S = 60.0
+DEFAULT_SPIN_MAX_US = 2000       # --spin-max-us where a worker has a CPU to itself and one is left
 START_LEAD_NS = 100_000_000     # start this long after the last worker is ready
 MIN_RING, MAX_RING = 1 << 10, 1 << 18
 SUPERVISE_TICK_S = 0.01
@@ -212,6 +213,11 @@ class Orchestrator:
         workers = max(1, min(opts.worker_count(), node_events))
         cpus = sorted(os.sched_getaffinity(0))
         pin = not opts.no_pin and workers <= len(cpus)
+        spin_max_us = opts.spin_max_us
+        if spin_max_us is None:
+            # Widening the spin keeps a worker's CPU busy between close requests: only where it
+            # has that CPU to itself and another is left for the parent and whatever else runs.
+            spin_max_us = DEFAULT_SPIN_MAX_US if pin and workers < len(cpus) else opts.spin_us
         if not opts.no_pin and not pin:
             self.log(f"{workers} workers on {len(cpus)} CPUs: not pinning")
         warmup_ns = opts.warmup * opts.unit_s * NS_PER_S
@@ -252,13 +258,14 @@ class Orchestrator:
                 index=k, first=first, stride=stride, n_events=n, cpu=cpus[k] if pin else None,
                 t_ns=seg_t.ref, target=seg_target.ref, control=control_seg.ref,
                 status=status_seg.ref, ring=ring_seg.ref, transport=tconf,
-                spin_ns=opts.spin_us * 1000, max_inflight=opts.max_inflight,
+                spin_ns=opts.spin_us * 1000, max_spin_ns=spin_max_us * 1000,
+                max_inflight=opts.max_inflight,
                 drain_timeout_ns=int(opts.timeout * NS_PER_S) + 1_000_000_000,
                 parent_pid=os.getpid()))
 
         run_info = {
             "version": __version__, "options": asdict(opts), "host": socket.gethostname(),
-            "cpus": cpus, "workers": workers, "pinned": pin,
+            "cpus": cpus, "workers": workers, "pinned": pin, "spin_max_us": spin_max_us,
             "targets": list(schedule.targets), "classes": list(schedule.classes),
             "schedule": {"requests": n, "node_requests": node_events, "unit_ns": schedule.unit_ns,
                          "time_scale": opts.time_scale, "warmup_ns": warmup_ns,
@@ -429,6 +436,7 @@ class Orchestrator:
              "not_sent": int(self.status[k, ST_NOT_SENT]),
              "cpu_s": self.status[k, ST_CPU_NS] / 1e9,
              "ring_full_waits": int(self.status[k, ST_RING_WAITS]),
+             "spin_window_us": self.status[k, ST_SPIN_WINDOW_NS] / 1e3,
              "failed": self.failed_workers.get(k)}
             for k in range(len(self.procs))]
         if self.stop_requests:

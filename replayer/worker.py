@@ -16,8 +16,9 @@ from replayer import shm
 from replayer.transports import TransportConfig
 
 # Worker status block, one int64 row per worker in shared memory.
-ST_STATE, ST_PID, ST_SUBMITTED, ST_OVERLOADED, ST_NOT_SENT, ST_CPU_NS, ST_RING_WAITS, ST_EVENTS = range(8)
-STATUS_FIELDS = 8
+(ST_STATE, ST_PID, ST_SUBMITTED, ST_OVERLOADED, ST_NOT_SENT, ST_CPU_NS, ST_RING_WAITS, ST_EVENTS,
+ ST_SPIN_WINDOW_NS) = range(9)
+STATUS_FIELDS = 9
 STATE_STARTING, STATE_READY, STATE_RUNNING, STATE_DONE, STATE_FAILED = range(5)
 
 _PR_SET_PDEATHSIG = 1
@@ -38,6 +39,7 @@ class WorkerSpec:
     ring: shm.SegmentRef
     transport: TransportConfig
     spin_ns: int
+    max_spin_ns: int
     max_inflight: int
     drain_timeout_ns: int
     parent_pid: int
@@ -64,7 +66,7 @@ def worker_main(spec: WorkerSpec) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent(spec.parent_pid)
-    status = np.frombuffer(shm.attach(spec.status), dtype=np.int64).reshape(-1, 8)[spec.index]
+    status = np.frombuffer(shm.attach(spec.status), dtype=np.int64).reshape(-1, STATUS_FIELDS)[spec.index]
     try:
         _run(spec, status)
     except BaseException:
@@ -90,7 +92,8 @@ def _run(spec: WorkerSpec, status: np.ndarray) -> None:
     transport = make_transport(spec.transport, ring, target)
     if hasattr(transport, "connect"):
         transport.connect(spec.connect_wait_s)
-    pacer = _pacer.Pacer(t_ns, spec.first, spec.stride, control, spec.spin_ns, spec.max_inflight)
+    pacer = _pacer.Pacer(t_ns, spec.first, spec.stride, control, spec.spin_ns, spec.max_inflight,
+                         max_spin_ns=spec.max_spin_ns)
     status[ST_EVENTS] = len(range(spec.first, spec.n_events, spec.stride))
     status[ST_STATE] = STATE_READY
     # Wait for the parent's start time (set once every worker is ready).
@@ -107,6 +110,7 @@ def _run(spec: WorkerSpec, status: np.ndarray) -> None:
         status[ST_OVERLOADED] = pacer.overloaded
         status[ST_NOT_SENT] = pacer.not_sent
         status[ST_RING_WAITS] = ring.full_waits
+        status[ST_SPIN_WINDOW_NS] = pacer.spin_window_ns
         cpu1 = os.times()
         status[ST_CPU_NS] = int(((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) * 1e9)
     transport.close()

@@ -245,3 +245,73 @@ def test_pacer_hands_over_a_transports_lead_early(lead, spin, handed_over_early)
     due = [1000 * MS + t for t in t_ns]
     assert [s for _, s, _ in tr.sent] == due                            # scheduled = due
     assert [now for _, _, now in tr.sent] == [d - handed_over_early for d in due]
+
+
+class LateWakeTransport(FakeClockTransport):
+    """Every wait for completions ends late_ns after its timeout: a VM waking an idle vCPU late."""
+    late_ns = 300 * US
+
+    def poll(self, timeout_ns):
+        if timeout_ns > 0:
+            self.pacer.advance(self.late_ns)
+        return super().poll(timeout_ns)
+
+
+@pytest.mark.parametrize("max_spin, lags", [
+    # widened to spin + 2 x 300 µs after the first late wake: the next requests leave on time
+    (2 * MS, [0, 250 * US, 0, 0, 0, 0]),
+    (-1, [0] + [250 * US] * 5),          # a fixed window: every wait ends late, every send too
+    (400 * US, [0, 250 * US] + [0] * 4), # capped at 400 µs: still wakes 100 µs early enough
+])
+def test_pacer_widens_its_spin_after_late_wake_ups(max_spin, lags):
+    ring, rows = make_ring()
+    tr = LateWakeTransport(ring, hold=True, hold_ns=100 * MS)   # requests stay in flight
+    t_ns = [k * MS for k in range(6)]
+    pacer = _pacer.Pacer(np.asarray(t_ns, np.int64), 0, 1, control_block(1000 * MS), 50 * US,
+                         1 << 30, True, 0, max_spin)
+    tr.pacer = pacer
+    pacer.run(tr, 500 * MS)
+    assert [sent - sched for _, sched, sent in tr.sent] == lags
+    assert pacer.spin_window_ns == {2 * MS: 650 * US, -1: 50 * US, 400 * US: 400 * US}[max_spin]
+    assert ring.write_idx == 6
+
+
+class RealClockHoldTransport(_pacer.Transport):
+    """Real clock: a request completes hold_ns after it was sent, once the pacer polls."""
+
+    def __init__(self, ring, hold_ns):
+        super().__init__(ring)
+        self.hold_ns = hold_ns
+        self.held = []
+
+    def submit(self, event, scheduled_ns, sent_ns):
+        self.held.append((event, scheduled_ns, _pacer.now_ns()))
+        self.inflight += 1
+        return 0
+
+    def flush(self):
+        return self.poll(0)
+
+    def poll(self, timeout_ns):
+        now = _pacer.now_ns()
+        if timeout_ns > 0 and not any(now - s >= self.hold_ns for *_, s in self.held):
+            time.sleep(min(timeout_ns, self.hold_ns) / 1e9)
+            now = _pacer.now_ns()
+        for h in [h for h in self.held if now - h[2] >= self.hold_ns]:
+            self.ring.record(h[0], h[1], h[2], now, 200, 0, 0, 0)
+            self.held.remove(h)
+            self.inflight -= 1
+        return 0
+
+
+def test_pacer_polls_completions_while_it_spins():
+    # 1k req/s with a 2 ms spin window: the pacer never sleeps, yet a request's answer (ready
+    # 50 µs after it was sent) is taken when it comes, not when the next request is due.
+    ring, rows = make_ring()
+    tr = RealClockHoldTransport(ring, 50 * US)
+    t = np.arange(200, dtype=np.int64) * MS
+    pacer = _pacer.Pacer(t, 0, 1, control_block(_pacer.now_ns() + 20 * MS), 2 * MS, 1 << 30)
+    pacer.run(tr, 100 * MS)
+    got = rows[:ring.write_idx]
+    assert len(got) == 200
+    assert np.median(got["done_ns"] - got["sent_ns"]) < 500 * US    # not ~1 ms

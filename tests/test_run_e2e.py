@@ -24,15 +24,18 @@ def _trace(tmp_path, seconds=4, per_second=60, seed=1):
     return write_load(tmp_path / "load.json", units)
 
 
-@pytest.mark.parametrize("protocol", ["http", "grpc"])
-def test_replay_records_every_request(tmp_path, target, protocol):
+@pytest.mark.parametrize("protocol,client", [("http", "auto"), ("http", "curl"), ("grpc", "auto")],
+                         ids=["http-native", "http-curl", "grpc"])
+def test_replay_records_every_request(tmp_path, target, protocol, client):
     load = _trace(tmp_path)
     out = tmp_path / "run"
     port = target.http_port if protocol == "http" else target.grpc_port
     proc = replayer("run", "-traceFile", str(load), "-min=false", "-duration", "4", "-warmup", "1",
                     "-workers", "2", "--protocol", protocol, "-port", str(port),
                     "--resolve", "*=127.0.0.1", "--out", str(out), "-latf", "lat.csv",
-                    check_exit=0)
+                    "--http-client", client, check_exit=0)
+    used = json.loads((out / "run.json").read_text())["transport"]["http_client"]
+    assert used == {"auto": "native", "curl": "curl"}[client] if protocol == "http" else used is None
     assert "requests  scheduled 240" in proc.stdout
     schedule = read_load_json(load, minute=False)
     table, problems = read_records(out)
