@@ -13,21 +13,12 @@ completed it.
 from libc.stdlib cimport malloc, realloc, free
 from libc.errno cimport errno, ENOENT, EEXIST
 
+from epoll cimport (epoll_event, epoll_create1, epoll_ctl, rc_epoll_wait_ns, EPOLL_CLOEXEC,
+                   EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL, EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP)
 from clock cimport realtime_ns, cpu_relax
 from trace_ids cimport write_trace_ids
 from replayer._pacer cimport (Transport, RecordRing, ERR_OK, ERR_TIMEOUT, ERR_CONNECT, ERR_RESET,
                      ERR_TLS, ERR_PROTOCOL, ERR_CANCELLED, ERR_STATUS, ERR_OTHER)
-
-cdef extern from "<sys/epoll.h>" nogil:
-    cdef union epoll_data:
-        int fd
-    cdef struct epoll_event:
-        unsigned int events
-        epoll_data data
-    int epoll_create1(int flags)
-    int epoll_ctl(int epfd, int op, int fd, epoll_event *event)
-    int EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL
-    unsigned int EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP
 
 cdef extern from "<unistd.h>" nogil:
     int close(int fd)
@@ -71,7 +62,6 @@ cdef extern from "curl_api.h" nogil:
     int rc_getinfo_long(CURL *e, int info, long *v)
     int rc_getinfo_off(CURL *e, int info, curl_off_t *v)
     int rc_getinfo_ptr(CURL *e, int info, void **v)
-    int rc_epoll_wait_ns(int epfd, epoll_event *events, int max, long long timeout_ns)
     int RC_OPT_WRITEDATA, RC_OPT_URL, RC_OPT_POSTFIELDS, RC_OPT_HTTPHEADER, RC_OPT_HEADERDATA
     int RC_OPT_CUSTOMREQUEST, RC_OPT_SSL_VERIFYPEER, RC_OPT_SSL_VERIFYHOST, RC_OPT_HTTP_VERSION
     int RC_OPT_NOSIGNAL, RC_OPT_PRIVATE, RC_OPT_TIMEOUT_MS, RC_OPT_CONNECTTIMEOUT_MS

@@ -19,24 +19,12 @@ from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memcpy, memmove, memchr, memcmp
 from libc.errno cimport errno, EAGAIN, EINTR, EINPROGRESS
 
+from epoll cimport (epoll_event, epoll_create1, epoll_ctl, rc_epoll_wait_ns, EPOLL_CLOEXEC,
+                   EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL, EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP)
 from clock cimport realtime_ns
 from trace_ids cimport write_trace_ids
 from replayer._pacer cimport (Transport, RecordRing, ERR_OK, ERR_TIMEOUT, ERR_CONNECT, ERR_RESET,
                      ERR_PROTOCOL, ERR_CANCELLED, ERR_STATUS)
-
-cdef extern from "<sys/epoll.h>" nogil:
-    cdef union epoll_data:
-        unsigned long long u64
-    cdef struct epoll_event:
-        unsigned int events
-        epoll_data data
-    int epoll_create1(int flags)
-    int epoll_ctl(int epfd, int op, int fd, epoll_event *event)
-    int EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL
-    unsigned int EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP
-
-cdef extern from "epoll_ns.h" nogil:
-    int rc_epoll_wait_ns(int epfd, epoll_event *events, int max, long long timeout_ns)
 
 cdef extern from "<sys/socket.h>" nogil:
     ctypedef unsigned int socklen_t

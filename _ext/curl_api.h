@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
-#include "epoll_ns.h"
 
 typedef void CURL;
 typedef void CURLM;
