@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pyarrow.compute as pc
@@ -34,8 +35,12 @@ def test_replay_records_every_request(tmp_path, target, protocol, client):
                     "-workers", "2", "--protocol", protocol, "-port", str(port),
                     "--resolve", "*=127.0.0.1", "--out", str(out), "-latf", "lat.csv",
                     "--http-client", client, check_exit=0)
-    used = json.loads((out / "run.json").read_text())["transport"]["http_client"]
+    run = json.loads((out / "run.json").read_text())
+    used = run["transport"]["http_client"]
     assert used == {"auto": "native", "curl": "curl"}[client] if protocol == "http" else used is None
+    # The spin widens only where each worker has a CPU to itself and one is left over.
+    cpus = len(os.sched_getaffinity(0))
+    assert run["spin_max_us"] == (2000 if cpus > 2 else 50)
     assert "requests  scheduled 240" in proc.stdout
     schedule = read_load_json(load, minute=False)
     table, problems = read_records(out)
@@ -75,6 +80,9 @@ def test_http2_h2c_and_post_body(tmp_path, target):
              "--header", "Content-Type: application/json", "--out", str(out), check_exit=0)
     table, _ = read_records(out)
     assert table.num_rows == 80
+    # One worker, a CPU left over: its spin may widen up to --spin-max-us's default.
+    spin_max = json.loads((out / "run.json").read_text())["spin_max_us"]
+    assert spin_max == (2000 if len(os.sched_getaffinity(0)) > 1 else 50)
     assert (table.column("status").to_numpy() == 200).all()
     assert (table.column("bytes_out").to_numpy() == len('{"check":"ping"}')).all()
     assert (table.column("bytes_in").to_numpy() == 3).all()     # "ok\n"
