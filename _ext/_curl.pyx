@@ -14,7 +14,8 @@ from libc.stdlib cimport malloc, realloc, free
 from libc.errno cimport errno, ENOENT, EEXIST
 
 from epoll cimport (epoll_event, epoll_create1, epoll_ctl, rc_epoll_wait_ns, EPOLL_CLOEXEC,
-                   EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL, EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP)
+                   EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL, EPOLLIN, EPOLLOUT, EPOLLERR,
+                   EPOLLHUP)
 from clock cimport realtime_ns, cpu_relax
 from trace_ids cimport write_trace_ids
 from replayer._pacer cimport (Transport, RecordRing, ERR_OK, ERR_TIMEOUT, ERR_CONNECT, ERR_RESET,

@@ -10,7 +10,9 @@ until close); everything else (TLS, HTTP/2, gRPC, proxies) stays with libcurl (r
 
 Connections: at most `connections` per host:port (as libcurl counts them; every target on it
 shares them), kept alive; requests beyond them wait in a FIFO per host and go out when a
-connection frees up. A keep-alive connection the server closed while idle is replaced and the request sent again on a fresh one, once, as libcurl does.
+connection frees up. A keep-alive connection the server closed while idle is replaced and the
+request sent again on a fresh one, once, as libcurl does. Body bytes are only counted: the
+kernel drops them (MSG_TRUNC), and one wake-up reads at most READ_BUDGET from a connection.
 
 Stamps: `sent_ns` just before the send() of the request's first byte (after the dial, for a
 new connection); `done_ns` when epoll reported the socket whose read completed the answer.
@@ -20,7 +22,8 @@ from libc.string cimport memcpy, memmove, memchr, memcmp
 from libc.errno cimport errno, EAGAIN, EINTR, EINPROGRESS
 
 from epoll cimport (epoll_event, epoll_create1, epoll_ctl, rc_epoll_wait_ns, EPOLL_CLOEXEC,
-                   EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL, EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP)
+                   EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL, EPOLLIN, EPOLLOUT, EPOLLERR,
+                   EPOLLHUP)
 from clock cimport realtime_ns
 from trace_ids cimport write_trace_ids
 from replayer._pacer cimport (Transport, RecordRing, ERR_OK, ERR_TIMEOUT, ERR_CONNECT, ERR_RESET,
@@ -300,7 +303,8 @@ cdef class NativeHttpTransport(Transport):
             if grown == NULL:
                 raise MemoryError()
             for k in range(h.q_len):       # unwrap the ring into the new array
-                memcpy(&grown[3 * k], &h.queue[3 * ((h.q_head + k) % h.q_cap)], 3 * sizeof(long long))
+                memcpy(&grown[3 * k], &h.queue[3 * ((h.q_head + k) % h.q_cap)],
+                       3 * sizeof(long long))
             free(h.queue)
             h.queue = grown
             h.q_head = 0
@@ -725,7 +729,8 @@ cdef class NativeHttpTransport(Transport):
             if c.status == 101:
                 return BAD                              # no protocol switches here
             return INTERIM
-        if self.head_request or c.status == 204 or c.status == 304 or (has_length and length == 0 and not chunked):
+        if self.head_request or c.status == 204 or c.status == 304 or \
+                (has_length and length == 0 and not chunked):
             return DONE
         if chunked:
             c.phase = P_CHUNK_SIZE
