@@ -266,14 +266,16 @@ cdef class NativeHttpTransport(Transport):
         """Send on an idle connection, dial a new one, or wait in the host's queue."""
         cdef Host *h = &self.hosts[host]
         cdef Conn *c
+        cdef long long now
         if h.idle >= 0:
             c = self.conns[h.idle]
             h.idle = c.next_idle
-            self.assign(c, event, scheduled_ns, sent_ns, 0)
-            self.send_request(c)
+            now = realtime_ns()     # one clock read: the deadline's start and the send stamp
+            self.assign(c, event, scheduled_ns, sent_ns, 0, now)
+            self.send_request(c, now)
         elif h.n_conns < self.cap_per_host:
             c = self.new_conn(host)
-            self.assign(c, event, scheduled_ns, sent_ns, 0)
+            self.assign(c, event, scheduled_ns, sent_ns, 0, realtime_ns())
             self.dial(c, h.preferred)
         else:
             self.enqueue(h, event, scheduled_ns, sent_ns)
@@ -361,7 +363,7 @@ cdef class NativeHttpTransport(Transport):
         return c
 
     cdef void assign(self, Conn *c, long long event, long long scheduled_ns, long long sent_ns,
-                     int retried) noexcept:
+                     int retried, long long now) noexcept:
         c.event = event
         c.target = self.target_of[event]
         c.scheduled_ns = scheduled_ns
@@ -375,7 +377,7 @@ cdef class NativeHttpTransport(Transport):
         # Like libcurl's CURLOPT_TIMEOUT, the clock runs from when the request takes its
         # connection (a dial included), not while it waits for one. The timeout is the same
         # for every request, so appending keeps the list in deadline order.
-        c.deadline_ns = realtime_ns() + self.timeout_ns
+        c.deadline_ns = now + self.timeout_ns
         c.prev_busy = self.busy_tail
         c.next_busy = -1
         if self.busy_tail >= 0:
@@ -442,11 +444,12 @@ cdef class NativeHttpTransport(Transport):
     cdef int connected(self, Conn *c) except -1:
         self.hosts[c.host].preferred = c.addr_index
         self.watch(c, EPOLLIN)
-        return self.send_request(c)
+        return self.send_request(c, realtime_ns())
 
     # ---- writing and reading ----
 
-    cdef int send_request(self, Conn *c) except -1:
+    cdef int send_request(self, Conn *c, long long now) except -1:
+        """Write c's request; `now` (just read) is its sent stamp."""
         cdef Target *t = &self.targets[c.target]
         if t.trace_at >= 0:
             if c.own_target != c.target:
@@ -474,7 +477,7 @@ cdef class NativeHttpTransport(Transport):
         c.close_after = 0
         c.remaining = 0
         c.state = C_RECEIVING
-        c.sent_ns = realtime_ns()
+        c.sent_ns = now
         return self.write_out(c)
 
     cdef int write_out(self, Conn *c) except -1:
@@ -781,7 +784,7 @@ cdef class NativeHttpTransport(Transport):
         self.unlink_busy(c)
         self.close_conn(c)
         fresh = self.new_conn(host)
-        self.assign(fresh, event, scheduled_ns, sent_ns, 1)
+        self.assign(fresh, event, scheduled_ns, sent_ns, 1, realtime_ns())
         return self.dial(fresh, self.hosts[host].preferred)
 
     cdef int close_conn(self, Conn *c) except -1:

@@ -31,6 +31,10 @@ class TransportConfig:
     connections: int = 64                # HTTP connections per host, per worker
     trace_id_high: int | None = None     # -trace: the run's 64-bit trace id prefix
 
+    def http_urls(self) -> list[str]:
+        """The URL of each target, by target index (--url-template filled in)."""
+        return [self.url_template.format(endpoint=e, port=self.port) for e in self.endpoints]
+
     def address(self, endpoint: str) -> str | None:
         """The address an endpoint is sent to, when --resolve maps it (exact name first)."""
         return self.resolve.get(endpoint, self.resolve.get("*"))

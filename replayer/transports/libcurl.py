@@ -66,7 +66,7 @@ def make_curl_transport(ring, config: TransportConfig, target_column, urls: list
 
 
 def http_transport(ring, config: TransportConfig, target_column):
-    urls = [config.url_template.format(endpoint=e, port=config.port) for e in config.endpoints]
+    urls = config.http_urls()
     default_method = "POST" if config.payload is not None else "GET"
     method = config.method if config.method and config.method != default_method else None
     # "Expect:" off: no 100-continue round trip before a POST body.

@@ -19,16 +19,12 @@ from replayer.transports import TransportConfig
 TRACE_PLACEHOLDER = "00-" + "0" * 32 + "-" + "0" * 16 + "-01"
 
 
-def request_urls(config: TransportConfig) -> list[str]:
-    return [config.url_template.format(endpoint=e, port=config.port) for e in config.endpoints]
-
-
-def native_unsupported(config: TransportConfig, urls: list[str] | None = None) -> str | None:
+def native_unsupported(config: TransportConfig) -> str | None:
     """Why the native client cannot send this run's requests, or None when it can."""
     if config.http_version != "1.1":
         return f"--http-version {config.http_version} (the native client speaks HTTP/1.1)"
     proxies = urllib.request.getproxies_environment()
-    for url in urls if urls is not None else request_urls(config):
+    for url in config.http_urls():
         parts = urlsplit(url)
         if parts.scheme != "http":
             return f"{parts.scheme}:// URLs (the native client speaks plain http://)"
@@ -101,7 +97,7 @@ def socket_addresses(host: str, port: int) -> list[bytes]:
 def native_transport(ring, config: TransportConfig, target_column):
     from replayer import _h1
 
-    urls = request_urls(config)
+    urls = config.http_urls()
     method = config.method or ("POST" if config.payload is not None else "GET")
     tracing = config.trace_id_high is not None
     requests, offsets, host_of = [], [], []
