@@ -176,7 +176,7 @@ class Orchestrator:
         if opts.protocol == "grpc" and payload is None:
             from replayer.helloworld import hello_request
             payload = hello_request(opts.grpc_name)
-        return TransportConfig(
+        config = TransportConfig(
             protocol=opts.protocol, endpoints=list(schedule.targets), port=port,
             timeout_s=opts.timeout, resolve=resolve, url_template=opts.url_template,
             method=opts.method, headers=opts.headers, payload=payload,
@@ -186,6 +186,11 @@ class Orchestrator:
             max_inflight=opts.max_inflight,
             connections=opts.connections,
             trace_id_high=self.trace_id_high)
+        if config.protocol == "http":
+            # --http-client auto is decided once, here: every worker builds the same client
+            # and run.json says which.
+            config.http_client = http_client_of(config)
+        return config
 
     # -- run ----------------------------------------------------------------------------------
     def run(self) -> int:
@@ -274,8 +279,7 @@ class Orchestrator:
                           "url_template": (redact_url(tconf.url_template)
                                            if tconf.protocol == "http" else None),
                           "http_version": tconf.http_version, "insecure": tconf.insecure,
-                          "http_client": (http_client_of(tconf)
-                                          if tconf.protocol == "http" else None),
+                          "http_client": tconf.http_client if tconf.protocol == "http" else None,
                           "resolve": tconf.resolve},
         }
         # Never write secrets: header values (Authorization, tokens) stay out of run.json.
