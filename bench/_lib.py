@@ -203,8 +203,10 @@ class RunResult:
 
 def replayer_cmd(load: Path, out: Path, protocol: str, port: int, seconds: int, warmup: int = 1,
                  workers: int = 1, extra=()) -> list[str]:
+    # A load of `seconds` units: -warmup of them warm-up, the rest measured (the run replays
+    # -warmup + -duration units, as the invoker).
     return [sys.executable, "-m", "replayer", "run", "-traceFile", str(load), "-min=false",
-            "-duration", str(seconds), "-warmup", str(warmup), "--protocol", protocol,
+            "-duration", str(max(1, seconds - warmup)), "-warmup", str(warmup), "--protocol", protocol,
             "-workers", str(workers), "-port", str(port), "--resolve", "*=127.0.0.1",
             "--url-template", "http://{endpoint}:{port}/", "-grpcTimeout", "2",
             "--max-inflight", "1024", "--out", str(out), *extra]
@@ -220,7 +222,7 @@ def run_replayer(workdir: Path, rate: float, seconds: int, protocol: str, port: 
     _RUN_SEQ[0] += 1
     out = workdir / "runs" / f"{protocol}-{rate:g}-w{workers}-{_RUN_SEQ[0]}"
     cmd = replayer_cmd(load, out, protocol, port, seconds, warmup, workers, extra)
-    p = run_cmd(cmd, timeout=seconds + 60, target=target)
+    p = run_cmd(cmd, timeout=seconds + 60, target=target, cwd=workdir)   # rps_lat.csv lands there
     summary_path = out / "summary.json"
     if not summary_path.exists():
         raise RuntimeError(f"replayer run failed (exit {p.rc}): {shlex.join(cmd)}\n{p.err[-2000:]}")

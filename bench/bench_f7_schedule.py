@@ -109,7 +109,7 @@ def _peak_memory(workdir: Path, load: Path, seconds: int, tag: str) -> dict:
     cmd = _lib.replayer_cmd(load, out, "null", 9, seconds, 0, WORKERS,
                             ["--time-scale", "0.25"] + (["--no-pin"] if len(_lib.cpus()) < WORKERS else []))
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_lib.env(),
-                            cwd=str(_lib.ROOT))
+                            cwd=str(workdir))     # its rps_lat.csv stays out of the repository
     peak = {"total": 0, "shared": 0, "procs": 0}
     stop = threading.Event()
 

@@ -1,24 +1,26 @@
 """The command line: argv and environment into config dataclasses, nothing else.
 
 Each subcommand is (name, options dataclass, handler). Options are declared once as dataclass
-fields (replayer.options.opt); this module derives every spelling, the REPLAYER_* environment
-variable, and the one-line error with exit code 2 for bad input.
+fields (replayer.options.opt); this module derives every spelling, the help heading, the
+environment variable (replayer.options.env_name: REPLAYER_<FIELD> for run,
+REPLAYER_<COMMAND>_<FIELD> for the others), and the one-line error with exit code 2 for bad
+input.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import importlib
+import inspect
 import os
 import sys
 import types
 import typing
 
 
+from replayer import __version__
 from replayer.errors import InputError, RunError
 from replayer.options import env_name, flag_names, parse_bool
-
-ENV_PREFIX = "REPLAYER_"
 
 # name, "module:OptionsClass", "module:handler", one-line help
 SUBCOMMANDS = [
@@ -63,12 +65,21 @@ def _field_type(field: dataclasses.Field, hints: dict):
     return t
 
 
-def add_options(parser: argparse.ArgumentParser, options_cls) -> None:
+def _option_groups(parser: argparse.ArgumentParser, options_cls) -> dict:
+    """The --help headings the options class declares (option_groups: name -> title), in
+    its order."""
+    return {name: parser.add_argument_group(title)
+            for name, title in getattr(options_cls, "option_groups", {}).items()}
+
+
+def add_options(parser: argparse.ArgumentParser, options_cls, command: str = "run") -> None:
     hints = typing.get_type_hints(options_cls)
+    groups = _option_groups(parser, options_cls)
     for field in dataclasses.fields(options_cls):
         meta = field.metadata
         if "help" not in meta:
             continue
+        container = groups[meta["group"]] if meta.get("group") else parser
         ftype = _field_type(field, hints)
         default = (field.default if field.default is not dataclasses.MISSING
                    else field.default_factory() if field.default_factory is not dataclasses.MISSING
@@ -78,14 +89,14 @@ def add_options(parser: argparse.ArgumentParser, options_cls) -> None:
             # argparse drops SUPPRESSed defaults before formatting help: write the value in.
             help_text += f" (default: {str(default).replace('%', '%%')})"
         if meta.get("env"):
-            help_text += f" [env {env_name(ENV_PREFIX, field)}]"
+            help_text += f" [env {env_name(command, field)}]"
         kwargs = dict(help=help_text, default=argparse.SUPPRESS)
         if meta.get("metavar"):
             kwargs["metavar"] = meta["metavar"]
         if meta.get("choices"):
             kwargs["choices"] = meta["choices"]
         if meta.get("positional"):
-            parser.add_argument(field.name, type=ftype, **kwargs)
+            container.add_argument(field.name, type=ftype, **kwargs)
             continue
         if meta.get("action") in ("store_true", "store_false"):
             kwargs["action"] = meta["action"]
@@ -95,11 +106,12 @@ def add_options(parser: argparse.ArgumentParser, options_cls) -> None:
             kwargs.update(action="append", type=ftype)
         else:
             kwargs["type"] = ftype
-        parser.add_argument(*flag_names(field), dest=field.name, **kwargs)
+        container.add_argument(*flag_names(field), dest=field.name, **kwargs)
 
 
-def build_options(options_cls, namespace: argparse.Namespace, environ=None):
-    """Command line first, then REPLAYER_* environment variables, then the field default."""
+def build_options(options_cls, namespace: argparse.Namespace, environ=None, command: str = "run"):
+    """Command line first, then the command's own environment variables (env_name), then
+    the field default."""
     environ = os.environ if environ is None else environ
     hints = typing.get_type_hints(options_cls)
     values = {}
@@ -108,7 +120,7 @@ def build_options(options_cls, namespace: argparse.Namespace, environ=None):
             values[field.name] = getattr(namespace, field.name)
             continue
         meta = field.metadata
-        var = env_name(ENV_PREFIX, field)
+        var = env_name(command, field)
         if meta.get("env") and var in environ:
             raw = environ[var]
             conv = parse_bool if hints[field.name] is bool else _field_type(field, hints)
@@ -140,6 +152,7 @@ def build_parser(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser
     selected = _selected(argv)
     parser = _Parser(prog="replayer", description="Trace replayer and open-loop load generator.",
                      allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=f"replayer {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     handlers = {}
     groups: dict[str, argparse._SubParsersAction] = {}
@@ -157,10 +170,11 @@ def build_parser(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser
             target.add_parser(words[-1], help=help_text, add_help=False)
             continue
         options_cls = _resolve(options_spec)
-        p = target.add_parser(words[-1], help=help_text, description=options_cls.__doc__,
+        p = target.add_parser(words[-1], help=help_text,
+                              description=inspect.cleandoc(options_cls.__doc__ or ""),
                               allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter)
-        add_options(p, options_cls)
-        p.set_defaults(_options=options_cls, _handler=handler_spec)
+        add_options(p, options_cls, name)
+        p.set_defaults(_options=options_cls, _handler=handler_spec, _command=name)
     return parser, handlers
 
 
@@ -172,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(ns, "_handler"):
             parser.print_help()
             return 2
-        options = build_options(ns._options, ns)
+        options = build_options(ns._options, ns, command=ns._command)
         handler = _resolve(ns._handler)
         return int(handler(options) or 0)
     except InputError as exc:

@@ -5,6 +5,8 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
+from urllib.parse import urlsplit
 
 from replayer.errors import InputError
 from replayer.options import opt
@@ -26,75 +28,108 @@ class RunOptions:
     """Replay a trace open-loop: every request leaves at its intended time, from N worker
     processes pinned to CPUs, and every request leaves one record (Arrow IPC, per worker).
 
-    The vSwarm invoker's flags work as they do there (-traceFile load.json -duration 8 -min
-    true -port 80 -grpcTimeout 30 -warmup 2 -latf lat.csv -dbg); -duration and -warmup count
-    minutes of the trace (seconds with -min=false)."""
+    The vSwarm invoker's flags work as they do there (-traceFile load.json -warmup 2 -duration
+    8 -min true -port 80 -grpcTimeout 30 -latf lat.csv -dbg): the run replays the first
+    -warmup + -duration units of the trace (minutes; seconds with -min=false), marks the
+    first -warmup units warm-up and measures the -duration units after them.
+
+    examples:
+      replayer run -traceFile load.json -warmup 2 -duration 8 -latf lat.csv
+          the invoker's command line: 10 minutes, 8 measured; rps_lat.csv in this directory
+      replayer run -traceFile traces/example-load.json -min=false -warmup 2 -duration 10 --local-target
+          a 12-second demo against replayer's built-in target"""
+
+    # --help headings, in this order; each option names its own with group=.
+    option_groups: ClassVar[dict[str, str]] = {
+        "schedule": "schedule (what to replay, and when)",
+        "target": "target (where requests go)",
+        "protocol": "protocol (what a request is)",
+        "pacing": "pacing (workers, CPUs and send timing)",
+        "output": "output (records, latency file, logs, tracing)",
+        "reliability": "reliability (timeouts, bounds, failures)",
+    }
 
     trace_file: str = opt("load.json", "trace to replay: vSwarm load.json or a columnar schedule "
-                          "(.parquet/.arrow from replayer gen)", alias="traceFile", metavar="PATH")
-    workers: int = opt(0, "worker processes (0: one per CPU this process may run on)", alias="workers")
-    duration: int = opt(8, "trace units (minutes, or seconds with -min=false) to replay", alias="duration")
-    warmup: int = opt(2, "first trace units whose requests are marked warm-up and left out of "
-                      "-latf and latency summaries", alias="warmup")
-    minute: bool = opt(True, "the trace's units are minutes (false: seconds)", alias="min")
-    port: int = opt(80, "port of every endpoint", alias="port")
+                          "(.parquet/.arrow from replayer gen)", alias="traceFile",
+                          metavar="PATH", group="schedule")
+    workers: int = opt(0, "worker processes (0: one per CPU this process may run on)",
+                       alias="workers", group="pacing")
+    duration: int = opt(8, "trace units measured after the warm-up (minutes, or seconds with "
+                        "-min=false): the run replays -warmup + -duration units, as the invoker",
+                        alias="duration", group="schedule")
+    warmup: int = opt(2, "trace units replayed first, marked warm-up: kept in the records, left "
+                      "out of -latf and latency summaries", alias="warmup", group="schedule")
+    minute: bool = opt(True, "the trace's units are minutes (false: seconds)", alias="min",
+                       group="schedule")
+    port: int = opt(80, "port of every endpoint", alias="port", group="target")
     timeout: float = opt(30.0, "per-request timeout in seconds, HTTP and gRPC alike",
-                         alias="grpcTimeout")
-    latf: str | None = opt(None, "also write the invoker's latency file rps_NAME (µs per line, "
-                           "post-warm-up, no header) next to NAME", alias="latf", metavar="NAME")
-    dbg: bool = opt(False, "debug logging", alias="dbg")
+                         alias="grpcTimeout", group="reliability")
+    latf: str = opt("lat.csv", "the invoker's latency file: write rps_NAME (µs per line, "
+                    "answered post-warm-up requests, no header) in the working directory, or in "
+                    "NAME's directory when it has one, and a copy in the run directory; '' "
+                    "writes none", alias="latf", metavar="NAME", group="output")
+    dbg: bool = opt(False, "debug logging", alias="dbg", group="output")
     trace: bool = opt(False, "trace every request: send a W3C traceparent with it and post one "
-                      "client span per request to -zipkin at the end", alias="trace")
+                      "client span per request to -zipkin at the end", alias="trace",
+                      group="output")
     zipkin: str = opt("http://localhost:9411/api/v2/spans", "Zipkin v2 span collector URL, for "
-                      "-trace", alias="zipkin", metavar="URL")
+                      "-trace", alias="zipkin", metavar="URL", group="output")
     protocol: str = opt("grpc", "transport: grpc (helloworld.Greeter/SayHello, like the invoker), "
-                        "http (see --http-client), or null (completes at once: measures the pacer alone)",
-                        choices=["grpc", "http", "null"])
-    url_template: str = opt("http://{endpoint}:{port}/", "HTTP URL of a request; {endpoint} and "
-                            "{port} are filled in")
-    method: str | None = opt(None, "HTTP method (default GET, or POST with a body)")
+                        "http (see --http-client), or null (completes at once: measures the "
+                        "pacer alone)", choices=["grpc", "http", "null"], group="protocol")
+    url_template: str = opt("http://{endpoint}:{port}/", "HTTP URL of a request (http:// or "
+                            "https://); {endpoint} and {port} are filled in", group="target")
+    method: str | None = opt(None, "HTTP method (default GET, or POST with a body)",
+                             group="protocol")
     header: list[str] = opt(None, "HTTP header 'Name: value' (repeatable)", default_factory=list,
-                            metavar="HEADER")
-    body: str | None = opt(None, "request body (HTTP), sent with every request")
+                            metavar="HEADER", group="protocol")
+    body: str | None = opt(None, "request body (HTTP), sent with every request", group="protocol")
     body_file: str | None = opt(None, "file whose bytes are the body (HTTP) or the serialised "
-                                "request message (gRPC)", metavar="PATH")
+                                "request message (gRPC)", metavar="PATH", group="protocol")
     http_version: str = opt("1.1", "HTTP version: 1.1, 2 (TLS ALPN or upgrade) or h2c (HTTP/2 "
-                            "prior knowledge, cleartext)", choices=["1.1", "2", "h2c"])
-    grpc_method: str = opt(HELLO_METHOD, "gRPC method of every request")
-    grpc_name: str = opt("Invoke relay", "name field of the helloworld request")
+                            "prior knowledge, cleartext)", choices=["1.1", "2", "h2c"],
+                            group="protocol")
+    grpc_method: str = opt(HELLO_METHOD, "gRPC method of every request", group="protocol")
+    grpc_name: str = opt("Invoke relay", "name field of the helloworld request", group="protocol")
     grpc_client: str = opt("curl", "gRPC client: curl (HTTP/2 cleartext through libcurl, driven "
                            "from C) or grpcio (the reference client, slower per request)",
-                           choices=["curl", "grpcio"])
+                           choices=["curl", "grpcio"], group="protocol")
     http_client: str = opt("auto", "HTTP client: native (replayer's own HTTP/1.1 client in C, "
                            "for http:// URLs), curl (libcurl, for everything), or auto (native "
                            "where it applies, libcurl for https://, HTTP/2 and proxies)",
-                           choices=["auto", "native", "curl"])
+                           choices=["auto", "native", "curl"], group="protocol")
     resolve: list[str] = opt(None, "send endpoint HOST to ADDR ('*=127.0.0.1' for all); the "
                              "Host header / :authority stays HOST (repeatable)",
-                             default_factory=list, metavar="HOST=ADDR")
-    out: str | None = opt(None, "run directory (default results/run-<unix time>)", metavar="DIR")
-    spin_us: int = opt(50, "spin (instead of sleep) for the last microseconds before a due time")
+                             default_factory=list, metavar="HOST=ADDR", group="target")
+    out: str | None = opt(None, "run directory (default results/run-<unix time>)", metavar="DIR",
+                          group="output")
+    spin_us: int = opt(50, "spin (instead of sleep) for the last microseconds before a due time",
+                       group="pacing")
     spin_max_us: int | None = opt(None, "widen the spin, up to this, when wake-ups from sleep "
                                   "come late (a VM's idle vCPU): spin_us + 2x the latest "
                                   "lateness. Default: 2000 when each worker has a CPU of its own "
-                                  "and one is left over, else --spin-us (fixed)")
-    no_pin: bool = opt(False, "do not pin workers to CPUs", action="store_true")
+                                  "and one is left over, else --spin-us (fixed)", group="pacing")
+    no_pin: bool = opt(False, "do not pin workers to CPUs", action="store_true", group="pacing")
     max_inflight: int = opt(10000, "requests in flight per worker; one due beyond it is recorded "
-                            "as 'overload', never queued or dropped")
+                            "as 'overload', never queued or dropped", group="reliability")
     connections: int = opt(64, "connections per host per worker (HTTP/2 and gRPC multiplex "
                            "100 streams on each); past them requests wait in order for a free "
-                           "one, and the wait shows as send lag")
-    time_scale: float = opt(1.0, "multiply trace times (0.5 replays twice as fast)")
+                           "one, and the wait shows as send lag", group="pacing")
+    time_scale: float = opt(1.0, "multiply trace times (0.5 replays twice as fast)",
+                            group="schedule")
     shard: str = opt("0/1", "replay node I's share of N nodes (I/N), events I, I+N, ...",
-                     metavar="I/N")
+                     metavar="I/N", group="schedule")
     start_at: float | None = opt(None, "start at this Unix time (seconds), the same on every node",
-                                 metavar="UNIXTIME")
+                                 metavar="UNIXTIME", group="schedule")
     local_target: bool = opt(False, "start replayer's built-in target on loopback for this run and "
-                             "send every endpoint to it", action="store_true")
-    insecure: bool = opt(False, "do not verify TLS certificates", action="store_true")
-    flush_ms: int = opt(200, "write records to disk at least this often (ms)")
+                             "send every endpoint to it", action="store_true", group="target")
+    insecure: bool = opt(False, "do not verify TLS certificates", action="store_true",
+                         group="target")
+    flush_ms: int = opt(200, "write records to disk at least this often (ms)",
+                        group="reliability")
     on_worker_failure: str = opt("continue", "when a worker dies: continue with the others, or "
-                                 "stop the run cleanly", choices=["continue", "stop"])
+                                 "stop the run cleanly", choices=["continue", "stop"],
+                                 group="reliability")
 
     def __post_init__(self):
         if self.workers < 0:
@@ -135,6 +170,11 @@ class RunOptions:
                 MemoryError) as exc:
             raise InputError(f"--url-template {self.url_template!r}: only {{endpoint}} and "
                              f"{{port}} can be filled in ({exc})") from None
+        check_url_template(self.url_template)
+        self.latf = self.latf or ""
+        if self.latf and (Path(self.latf).name in ("", ".", "..") or self.latf.endswith("/")):
+            raise InputError(f"-latf {self.latf!r}: give a file name (rps_ is put before it), "
+                             "e.g. -latf lat.csv or -latf results/lat.csv")
         if self.http_client == "native" and self.protocol == "http":
             scheme = self.url_template.split("://", 1)[0].lower()
             if self.http_version != "1.1" or scheme != "http":
@@ -143,10 +183,6 @@ class RunOptions:
                                  "--http-client curl or auto")
         if self.body is not None and self.body_file is not None:
             raise InputError("--body and --body-file: give one of them")
-
-    @property
-    def unit_s(self) -> int:
-        return 60 if self.minute else 1
 
     def run_dir(self) -> Path:
         return Path(self.out) if self.out else Path("results") / f"run-{int(time.time())}"
@@ -161,6 +197,31 @@ class RunOptions:
 
     def worker_count(self) -> int:
         return self.workers or len(os.sched_getaffinity(0))
+
+
+URL_SCHEMES = ("http", "https")
+
+
+def check_url_template(template: str) -> None:
+    """Only HTTP URLs: libcurl would take ftp://, file://, dict://... and every request would
+    fail as `connect`. HTTP/2 without TLS is --http-version h2c, not a scheme."""
+    scheme, sep, _ = template.partition("://")
+    if not sep or not scheme or "{" in scheme:
+        raise InputError(f"--url-template {template!r}: no scheme; start it with http:// or "
+                         "https://, e.g. http://{endpoint}:{port}/")
+    if scheme.lower() not in URL_SCHEMES:
+        hint = (" (HTTP/2 without TLS: http:// with --http-version h2c)"
+                if scheme.lower() in ("h2c", "h2", "http2", "grpc") else "")
+        shown = f"{scheme}://" if scheme.isalnum() else repr(scheme)
+        raise InputError(f"--url-template {template!r}: scheme {shown} is not HTTP; use "
+                         f"http:// or https://{hint}")
+    try:
+        host = urlsplit(template.format(endpoint="e", port=1)).hostname
+    except ValueError as exc:
+        raise InputError(f"--url-template {template!r}: not a URL ({exc})") from None
+    if not host:
+        raise InputError(f"--url-template {template!r}: no host; put {{endpoint}} (or a host "
+                         "name) after the scheme, e.g. http://{endpoint}:{port}/")
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -47,8 +48,9 @@ class ExportOptions:
     run_dir: str | None = opt(None, "run directory (holds records-w*.arrow and run.json)",
                               positional=True, env=False, metavar="RUN_DIR")
     format: str = opt("csv", "output format", choices=FORMATS, short="f")
-    out: str | None = opt(None, "output file (csv, parquet, jsonl, latf) or file prefix (locust); "
-                          "default RUN_DIR/records.csv, records.parquet, records.jsonl, rps_lat.csv, "
+    out: str | None = opt(None, "output file (csv, parquet, jsonl, latf) or file prefix (locust), "
+                          "or a directory to write the default name into; default "
+                          "RUN_DIR/records.csv, records.parquet, records.jsonl, rps_lat.csv, "
                           "RUN_DIR/locust", short="o", metavar="PATH")
     include_warmup: bool = opt(False, "latf and locust: include warm-up requests too (csv, parquet "
                                "and jsonl always hold every record)")
@@ -498,20 +500,56 @@ def default_out(run_dir: Path, fmt: str) -> Path:
                       "latf": "rps_lat.csv", "locust": "locust"}[fmt]
 
 
+def output_path(run_dir: Path, fmt: str, out: str | None) -> Path:
+    """Where an export goes: -o as given, except that a directory (an existing one, or one
+    written with a trailing /) gets the format's default name inside it."""
+    if not out:
+        return default_out(run_dir, fmt)
+    path = Path(out)
+    if path.is_dir() or out.endswith(("/", os.sep)):
+        return path / default_out(run_dir, fmt).name
+    return path
+
+
+def _refuse_run_files(out: Path, fmt: str, run_dir: Path, records: list[Path]) -> None:
+    """An export never overwrites what it reads (a records stream, run.json)."""
+    targets = ([Path(str(out) + s) for s in ("_stats.csv", "_stats_history.csv", "_failures.csv")]
+               if fmt == "locust" else [out])
+    inputs = {p.resolve() for p in records} | {(run_dir / "run.json").resolve()}
+    for t in targets:
+        if t.resolve() in inputs:
+            raise InputError(f"-o {out}: would overwrite {t}, which the export reads; give "
+                             "another path")
+
+
 def export_command(options: ExportOptions) -> int:
+    if not options.run_dir:
+        raise InputError("give the run directory: replayer export RUN_DIR [-f FORMAT] [-o PATH]")
     run_dir = Path(options.run_dir)
-    record_files(run_dir)
-    out = Path(options.out) if options.out else default_out(run_dir, options.format)
+    records = record_files(run_dir)
+    out = output_path(run_dir, options.format, options.out)
+    _refuse_run_files(out, options.format, run_dir, records)
     problems: list[str] = []
-    if options.format == "latf":
-        rows = export_latf(run_dir, out, options.include_warmup, options.from_intended, problems)
-        written = [out]
-    elif options.format == "locust":
-        rows, written = export_locust(run_dir, str(out), options.include_warmup,
-                                      options.from_intended, problems)
-    else:
-        rows = export_table(run_dir, options.format, out, problems)
-        written = [out]
+    try:
+        if options.format == "latf":
+            rows = export_latf(run_dir, out, options.include_warmup, options.from_intended,
+                               problems)
+            written = [out]
+        elif options.format == "locust":
+            rows, written = export_locust(run_dir, str(out), options.include_warmup,
+                                          options.from_intended, problems)
+        else:
+            rows = export_table(run_dir, options.format, out, problems)
+            written = [out]
+    except OSError as exc:
+        # Reading errors are caught per stream (records.iter_stream): this is the output.
+        where = exc.filename or out
+        blocker = next((a for a in (Path(where), *Path(where).parents) if a.exists()), Path(where))
+        why = (f"{blocker} is a file, not a directory"
+               if isinstance(exc, (FileExistsError, NotADirectoryError)) else
+               f"cannot write {where} ({exc.strerror or str(exc).splitlines()[0]})")
+        raise InputError(f"-o {options.out or out}: {why}; give a writable file or "
+                         "directory") from None
     for problem in problems:
         print(f"replayer export: warning: {problem}", file=sys.stderr)
     print(f"exported {rows} records to {', '.join(str(p) for p in written)}")

@@ -4,7 +4,11 @@ alias, its short flag and its environment variable; `replayer.cli` derives the p
     workers: int = opt(0, "worker processes (0: one per usable CPU)", alias="workers")
 
 gives --workers, -workers (Go flag style, as the vSwarm invoker spells it) and REPLAYER_WORKERS.
-Library code takes these dataclasses as plain config objects and never reads argv or env.
+Environment variables belong to the command they name: `replayer run`'s are REPLAYER_<FIELD>
+(as documented since the start), every other command's REPLAYER_<COMMAND>_<FIELD>
+(REPLAYER_REPORT_OUT, REPLAYER_GEN_AZURE_SEED), so a variable set for a run never steers a
+report or an export. Library code takes these dataclasses as plain config objects and never
+reads argv or env.
 """
 from __future__ import annotations
 
@@ -31,9 +35,12 @@ parse_bool.__name__ = "boolean"
 def opt(default: Any = dataclasses.MISSING, help: str = "", *, alias: str | None = None,
         short: str | None = None, type: Callable | None = None, choices=None, metavar=None,
         env: bool = True, action: str | None = None, default_factory=dataclasses.MISSING,
-        positional: bool = False) -> Any:
+        positional: bool = False, group: str | None = None) -> Any:
+    """group: the heading the option is listed under in --help (one of the options class's
+    `option_groups`)."""
     meta = {"help": help, "alias": alias, "short": short, "type": type, "choices": choices,
-            "metavar": metavar, "env": env, "action": action, "positional": positional}
+            "metavar": metavar, "env": env, "action": action, "positional": positional,
+            "group": group}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -53,5 +60,18 @@ def flag_names(field: dataclasses.Field) -> list[str]:
     return names
 
 
-def env_name(prefix: str, field: dataclasses.Field) -> str:
-    return f"{prefix}{field.name.upper()}"
+ENV_PREFIX = "REPLAYER_"
+# The command whose variables keep the bare prefix (REPLAYER_WORKERS, REPLAYER_OUT).
+BARE_PREFIX_COMMAND = "run"
+
+
+def env_prefix(command: str) -> str:
+    """REPLAYER_ for `run`, REPLAYER_<COMMAND>_ for the others ("gen azure": REPLAYER_GEN_AZURE_)."""
+    if command == BARE_PREFIX_COMMAND:
+        return ENV_PREFIX
+    return f"{ENV_PREFIX}{'_'.join(command.upper().replace('-', '_').split())}_"
+
+
+def env_name(command: str, field: dataclasses.Field) -> str:
+    """The environment variable of `field` for `command` (the subcommand's words)."""
+    return f"{env_prefix(command)}{field.name.upper()}"

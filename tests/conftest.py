@@ -2,17 +2,32 @@
 running `replayer` as a real command."""
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_LOAD = str(ROOT / "traces" / "example-load.json")
+_run_cwd: Path | None = None
+
+
+def run_cwd() -> Path:
+    """Working directory of the replayer commands the tests start: a temporary one, so what a
+    run writes there (rps_lat.csv, as the invoker does) stays out of the repository."""
+    global _run_cwd
+    if _run_cwd is None:
+        _run_cwd = Path(tempfile.mkdtemp(prefix="replayer-tests-cwd-"))
+        atexit.register(shutil.rmtree, _run_cwd, True)
+    return _run_cwd
 
 
 @dataclass
@@ -64,11 +79,12 @@ def write_load(path: Path, units: list[tuple[list[int], list[str]]]) -> Path:
     return path
 
 
-def replayer(*args: str, timeout: float = 120, env=None, check_exit: int | None = None):
-    """Run `python -m replayer ARGS`; return the CompletedProcess."""
+def replayer(*args: str, timeout: float = 120, env=None, check_exit: int | None = None,
+             cwd: Path | None = None):
+    """Run `python -m replayer ARGS` in cwd (default run_cwd()); return the CompletedProcess."""
     full_env = dict(os.environ, **(env or {}))
     proc = subprocess.run([sys.executable, "-m", "replayer", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT, env=full_env)
+                          text=True, timeout=timeout, cwd=cwd or run_cwd(), env=full_env)
     if check_exit is not None:
         assert proc.returncode == check_exit, (proc.returncode, proc.stdout, proc.stderr)
     return proc

@@ -54,3 +54,64 @@ def test_defaults_match_the_invoker():
 def test_validation_names_the_option():
     with pytest.raises(InputError, match="-warmup -1"):
         parse("-warmup", "-1")
+
+
+def test_latf_defaults_to_the_invokers_lat_csv():
+    """-latf defaults to lat.csv (the invoker always writes rps_lat.csv); '' writes none."""
+    assert parse().latf == "lat.csv" and parse("-latf", "").latf == ""
+
+
+def test_environment_variables_belong_to_their_command():
+    """`run` reads REPLAYER_<FIELD>; every other command REPLAYER_<COMMAND>_<FIELD>, and
+    never run's (REPLAYER_OUT must not steer a report)."""
+    from replayer.generate.azure import AzureGenOptions
+    from replayer.report import ReportOptions
+    env = {"REPLAYER_OUT": "run-dir", "REPLAYER_SEED": "1", "REPLAYER_REPORT_OUT": "rep",
+           "REPLAYER_GEN_AZURE_SEED": "7"}
+    parser, _ = build_parser()
+    report = build_options(ReportOptions, parser.parse_args(["report", "r"]), env, "report")
+    assert report.out == "rep"
+    gen = build_options(AzureGenOptions, parser.parse_args(["gen", "azure"]), env, "gen azure")
+    assert gen.seed == 7
+    assert build_options(ReportOptions, parser.parse_args(["report", "r"]), {"REPLAYER_OUT": "x"},
+                         "report").out is None
+    assert parse(env=env).out == "run-dir"
+
+
+def test_help_lists_each_commands_own_variables(capsys):
+    """A command's --help names its own environment variables."""
+    from replayer.cli import main
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    out = capsys.readouterr().out
+    assert "REPLAYER_REPORT_OUT" in out and "[env REPLAYER_OUT]" not in out
+
+
+def test_version(capsys):
+    """replayer --version prints the package version."""
+    from replayer import __version__
+    from replayer.cli import main
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"replayer {__version__}"
+
+
+def test_run_help_is_grouped_with_examples(capsys):
+    """`replayer run --help`: options under schedule, target, protocol, pacing, output and
+    reliability headings (in that order, each option once), and two example command lines."""
+    from replayer.cli import main
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    headings = [line.split(" (")[0] for line in out.splitlines()
+                if line and not line.startswith(" ") and line.endswith("):")]
+    assert headings == ["schedule", "target", "protocol", "pacing", "output", "reliability"]
+    examples = out.split("examples:")[1].split("options:")[0]
+    assert examples.count("replayer run ") == 2 and "--local-target" in examples
+    assert "-warmup 2 -duration 8" in examples
+    sections = out.split("\nschedule (", 1)[1]
+    for flag in ("--trace-file", "--port", "--protocol", "--workers", "--latf", "--timeout"):
+        assert sections.count(f"  {flag} ") + sections.count(f"  {flag},") == 1, flag
+    assert sections.index("--duration") < sections.index("\ntarget (")
+    assert sections.index("--workers") > sections.index("\npacing (")

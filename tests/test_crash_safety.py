@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, write_load
+from conftest import write_load
 from replayer.records import read_stream
 
 SHM_HINTS = ("replayer", "psm_", "wnsm_", "mp-", "sem.")
@@ -81,7 +81,7 @@ def _start(tmp_path, *target_args, seconds=20, rate=200):
         [sys.executable, "-m", "replayer", "run", "-traceFile", str(load), "-min=false",
          "-duration", str(seconds), "-warmup", "0", "-workers", "2", "--protocol", "http",
          "--out", str(out), "--flush-ms", "50", "-grpcTimeout", "2", *target_args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)        # its own process group: "the whole run"
     deadline = time.monotonic() + 30
     while "start_ns" not in ((out / "run.json").read_text() if (out / "run.json").exists() else ""):

@@ -198,3 +198,41 @@ def test_missing_run_dir_is_a_clear_input_error(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["export", str(tmp_path / "empty")]) == 2
     assert "records-w*.arrow" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt, names", [
+    ("parquet", ["records.parquet"]), ("csv", ["records.csv"]), ("jsonl", ["records.jsonl"]),
+    ("latf", ["rps_lat.csv"]),
+    ("locust", ["locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv"]),
+])
+def test_out_directory_gets_the_default_names(run, tmp_path, capsys, fmt, names):
+    """-o an existing directory (or a new one written with a trailing /) writes the format's
+    default file name(s) inside it."""
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    assert main(["export", str(run.run_dir), "-f", fmt, "-o", str(existing)]) == 0
+    assert sorted(p.name for p in existing.iterdir()) == sorted(names)
+    assert main(["export", str(run.run_dir), "-f", fmt, "-o", f"{tmp_path / 'new'}/"]) == 0
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == sorted(names)
+    if fmt == "parquet":
+        assert pq.read_table(existing / "records.parquet").num_rows == N
+    capsys.readouterr()
+
+
+def test_unwritable_out_is_one_line(run, tmp_path, capsys):
+    """-o under a file, on a full device, or onto the run's own records: exit 2, one line
+    naming -o, never a traceback; the records stay intact."""
+    (tmp_path / "file").write_text("x")
+    record = records_path(run.run_dir, 0)
+    before = record.read_bytes()
+    cases = [([str(tmp_path / "file" / "x.parquet")], "file is a file, not a directory"),
+             ([str(tmp_path / "file" / "a" / "b.parquet")], "file is a file, not a directory"),
+             (["/dev/full"], "cannot write /dev/full"),
+             ([str(record)], "would overwrite"),
+             ([str(run.run_dir / "run.json")], "would overwrite")]
+    for out, words in cases:
+        assert main(["export", str(run.run_dir), "-f", "parquet", "-o", *out]) == 2, out
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"replayer: error: -o {out[0]}:"), err
+        assert words in err[0], err
+    assert record.read_bytes() == before

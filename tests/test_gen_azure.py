@@ -441,6 +441,111 @@ def test_deploy_refuses_shell_syntax(tmp_path):
     assert not log.exists()
 
 
+
+def _vswarm_copy(tmp_path):
+    """The bundled config.json and profile.json in a directory that holds every YAML they
+    name (the proxies' and those the config's commands apply)."""
+    base = tmp_path / "vswarm"
+    base.mkdir()
+    for name in ("config.json", "profile.json"):
+        shutil.copy(SAMPLE / name, base / name)
+    files = {p["yaml"] for p in json.loads(PROFILE.read_text()).values()}
+    for entry in json.loads((SAMPLE / "config.json").read_text()):
+        files.add(entry["yaml-location"])
+        for command in entry["predeployment-commands"] + entry["postdeployment-commands"]:
+            words = command.split()
+            files.update(words[i + 1] for i, w in enumerate(words[:-1]) if w == "-f")
+    for f in files:
+        (base / f).parent.mkdir(parents=True, exist_ok=True)
+        (base / f).write_text("apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n"
+                              "  name: x\n")
+    args = ["gen", "azure", "-t", SAMPLE, "-p", base / "profile.json", "-c", base / "config.json",
+            "-o", tmp_path / "out" / "load.json", "-b", tmp_path / "build", "--seed", 1, "-d", 1,
+            "-w", 0, "--dry-run"]
+    (tmp_path / "out").mkdir()
+    return base, args
+
+
+def test_dry_run_needs_the_files_the_deployment_reads(tmp_path):
+    """--dry-run checks what the real deployment would read: with the bundled config (its
+    YAMLs are not shipped) it fails with one line naming the missing files and their config
+    entries; with every file there it prints the commands; with one proxy YAML and one file
+    a predeployment command applies taken away, one line names both, and nothing is written."""
+    bundled = replayer("gen", "azure", "-t", SAMPLE, "-p", PROFILE, "-c", SAMPLE / "config.json",
+                       "-o", tmp_path / "load.json", "--seed", 1, "-d", 1, "-w", 0, "--dry-run")
+    assert bundled.returncode == 2, bundled.stderr
+    lines = bundled.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("replayer: error: deploy: "), lines
+    assert "it has no yamls" in lines[0] and "./yamls/" in lines[0] and "config.json entry" in lines[0]
+    assert str(SAMPLE) in lines[0] and not (tmp_path / "load.json").exists()
+
+    base, args = _vswarm_copy(tmp_path)
+    ok = replayer(*args)
+    assert ok.returncode == 0, ok.stderr
+    planned = [x[2:] for x in ok.stdout.splitlines() if x.startswith("+ ")]
+    applies = [c.split(" -f ")[1] for c in planned if c.startswith("kubectl apply -f ./")]
+    assert planned and applies, ok.stdout          # the seed maps a proxy with a database
+    assert not (tmp_path / "build").exists()
+
+    proxy = next(row["proxy"] for row in csv.DictReader(open(tmp_path / "out" / "load.mapping.csv")))
+    proxy_yaml = json.loads(PROFILE.read_text())[proxy]["yaml"]
+    (base / proxy_yaml).unlink()
+    (base / applies[0]).unlink()
+    shutil.rmtree(tmp_path / "out")
+    (tmp_path / "out").mkdir()
+    missing = replayer(*args)
+    assert missing.returncode == 2, missing.stderr
+    lines = missing.stderr.strip().splitlines()
+    assert len(lines) == 1 and "2 file(s) the deployment reads are missing" in lines[0], lines
+    assert f"{proxy_yaml} (proxy {proxy}'s yaml" in lines[0]
+    assert f"{applies[0]} (config.json entry" in lines[0] and "predeployment-commands" in lines[0]
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_deploy_checks_files_before_running_anything(tmp_path):
+    """--deploy with a proxy YAML missing runs no command at all (exit 2, one line)."""
+    args, env, log = _deploy_setup(tmp_path)
+    (tmp_path / "vswarm" / "yamls" / "fibonacci-go-200000-202000.yaml").unlink()
+    r = replayer(*args, "--deploy", env=env)
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "./yamls/fibonacci-go-200000-202000.yaml (proxy fibonacci-go-200000-202000's yaml; " \
+           "no config.json entry)" in r.stderr
+    assert not log.exists() and not (tmp_path / "pre marker").exists()
+
+
+
+def test_files_a_deployment_command_reads():
+    """The files a kubectl/kn/oc command reads are its -f/--filename/-k/--kustomize values
+    (every spelling), not stdin or URLs, and nothing of other commands or `kubectl logs -f`."""
+    from replayer.generate.deploy import file_arguments
+    assert file_arguments(["kubectl", "apply", "-f", "a.yaml", "--filename=b.yaml", "-fc.yaml",
+                           "-k", "kdir", "-f", "-", "-f", "https://h/x.yaml"]) == \
+        ["a.yaml", "b.yaml", "c.yaml", "kdir"]
+    assert file_arguments(["/usr/bin/kn", "service", "create", "s", "--filename", "s.yaml"]) == ["s.yaml"]
+    assert file_arguments(["kubectl", "logs", "-f", "pod"]) == []
+    assert file_arguments(["rm", "-f", "x"]) == []
+
+def test_generated_load_keeps_its_quiet_last_units(tmp_path):
+    """A window whose last units have no invocation still has those units in load.json (one
+    object each, as the invoker counts them) and in the columnar schedule's replayer.units."""
+    trace = tmp_path / "trace"
+    shutil.copytree(SAMPLE, trace)
+    for p in trace.iterdir():
+        p.chmod(p.stat().st_mode | stat.S_IWUSR)
+    rows = list(csv.reader(open(trace / "invocations.csv")))
+    for row in rows[1:]:
+        row[-2:] = ["0", "0"]
+    with open(trace / "invocations.csv", "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    gen(tmp_path / "load.json", "--start-minute", int(rows[0][-1]) - 2, "-d", 0, "--seed", 3,
+        trace=trace)
+    assert len(json.loads((tmp_path / "load.json").read_text())) == 3
+    from replayer.traces import load_schedule_units
+    assert load_schedule_units(tmp_path / "load.parquet")[1] == 3
+    assert load_schedule_units(tmp_path / "load.json")[1] == 3
+
+
 # ---- plots ------------------------------------------------------------------------------------
 
 def test_plot_writes_readable_pngs(tmp_path):
@@ -460,24 +565,19 @@ def test_plot_writes_readable_pngs(tmp_path):
 
 # ---- round trip through replayer run --------------------------------------------------------
 
-def run_available() -> bool:
-    try:
-        import replayer.orchestrator  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not run_available(), reason="replayer run (replayer.orchestrator) not available")
 @pytest.mark.parametrize("name", ["load.json", "load.parquet"])
 def test_round_trip_through_replayer_run(tmp_path, name):
+    """A generated load replays whole with the same -d/-w counts as `replayer run`'s
+    -duration/-warmup (the invoker's), and no warning about its length."""
     gen(tmp_path / "load.json", "--sample", 40, "-m=false", "-d", 1, "-w", 1, "--seed", 9,
         "-i", "exponential")
     sched = columnar.read_schedule(tmp_path / "load.parquet")
     assert len(sched) > 100
-    r = replayer("run", "-traceFile", tmp_path / name, "-min=false", "-duration", 2, "-warmup", 0,
-                 "--protocol", "http", "--local-target", "--out", tmp_path / "run", timeout=120)
+    r = replayer("run", "-traceFile", tmp_path / name, "-min=false", "-duration", 1, "-warmup", 1,
+                 "--protocol", "http", "--local-target", "--out", tmp_path / "run", timeout=120,
+                 cwd=tmp_path)
     assert r.returncode == 0, r.stderr
+    assert "warning" not in r.stderr, r.stderr
     table, problems = read_records(tmp_path / "run")
     assert not problems
     assert table.num_rows == len(sched)

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT
 from replayer.schedule import NS_PER_S, Schedule
 from replayer.traces.columnar import write_schedule
 
@@ -61,7 +60,7 @@ def test_ten_million_requests_in_flat_worker_memory(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "replayer", "run", "-traceFile", str(sched), "-duration", "1",
          "-warmup", "0", "-workers", "2", "--protocol", "null", "--out", str(out)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     samples: dict[int, list[tuple[int, dict]]] = {}    # worker pid -> [(time ns, memory)]
     parent_peak = 0
     start_ns = None

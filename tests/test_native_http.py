@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
-from conftest import free_port, replayer
+from conftest import EXAMPLE_LOAD, free_port, replayer
 from replayer import _h1, _pacer
 from replayer.records import ROW_DTYPE, ErrorKind
 from replayer.transports import TransportConfig, http_client_of, make_transport, traceparent
@@ -637,7 +637,7 @@ def test_the_connection_cap_is_per_host(serve, client):
     ["--http-version", "2"],
 ], ids=["https", "http2"])
 def test_native_refuses_what_it_cannot_speak(args):
-    proc = replayer("run", "-traceFile", "traces/example-load.json", "--protocol", "http",
+    proc = replayer("run", "-traceFile", EXAMPLE_LOAD, "--protocol", "http",
                     "--http-client", "native", *args, timeout=30)
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

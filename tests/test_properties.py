@@ -20,7 +20,6 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT
 from replayer.cli import build_options, build_parser
 from replayer.errors import InputError
 from replayer.schedule import NS_PER_S, Schedule
@@ -355,7 +354,7 @@ def test_serve_option_values_parse_or_say_why(pairs):
 def _command(tmp_path: Path, args: list[str], timeout: float = 60):
     out = tmp_path / f"run-{time.monotonic_ns()}"
     proc = subprocess.Popen([sys.executable, "-m", "replayer", *args, "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                             start_new_session=True)
     try:
         proc.stdout_text, proc.stderr = proc.communicate(timeout=timeout)

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-from conftest import replayer, write_load
+from conftest import EXAMPLE_LOAD, replayer, write_load
 from replayer.records import read_records
 from replayer.traces.vswarm import read_load_json
 
@@ -102,9 +102,9 @@ def test_url_template_paths_choose_status(tmp_path, target):
 
 def test_local_target_quick_start(tmp_path):
     out = tmp_path / "run"
-    proc = replayer("run", "-traceFile", "traces/example-load.json", "-min=false", "-duration", "2",
+    proc = replayer("run", "-traceFile", EXAMPLE_LOAD, "-min=false", "-duration", "2",
                     "-warmup", "1", "--local-target", "--out", str(out), "-workers", "2",
                     check_exit=0)
-    n = len(read_load_json("traces/example-load.json", minute=False, max_units=2))
+    n = len(read_load_json(EXAMPLE_LOAD, minute=False, max_units=3))   # warm-up + duration
     assert f"scheduled {n}" in proc.stdout and "lost 0" in proc.stdout
     assert "send lag" in proc.stdout and "from intended send" in proc.stdout

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from conftest import ROOT, replayer, start_target, stop_target, write_load
+from conftest import replayer, start_target, stop_target, write_load
 from replayer.records import read_records
 
 SECRETS = ["Bearer SECRET-A1b2C3", "SECRET-A1b2C3", "tok-SECRET-T2x9", "cookie-SECRET-C7"]
@@ -206,7 +206,7 @@ def test_a_run_listens_on_loopback_only(tmp_path):
         [sys.executable, "-m", "replayer", "run", "-traceFile", str(load), "-min=false",
          "-duration", "3", "-warmup", "0", "-workers", "2", "--protocol", "grpc",
          "--local-target", "--out", str(out)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     socks = []
     deadline = time.monotonic() + 30
     while proc.poll() is None and time.monotonic() < deadline:

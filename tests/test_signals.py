@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-from conftest import ROOT, write_load
+from conftest import write_load
 from replayer.records import read_records
 
 
@@ -27,7 +27,7 @@ def _start(tmp_path, port, *extra):
         [sys.executable, "-m", "replayer", "run", "-traceFile", str(_long_load(tmp_path)),
          "-min=false", "-duration", "20", "-warmup", "0", "-workers", "2", "--protocol", "http",
          "-port", str(port), "--resolve", "*=127.0.0.1", "--out", str(out), *extra],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while not (out / "run.json").exists() or "start_ns" not in (out / "run.json").read_text():
         assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-from conftest import ROOT, write_load
+from conftest import write_load
 from replayer.records import read_records
 
 
@@ -46,7 +46,7 @@ def _start(tmp_path, port, *extra, preexec=None):
         [sys.executable, "-m", "replayer", "run", "-traceFile", str(_load(tmp_path)), "-min=false",
          "-duration", "8", "-warmup", "0", "-workers", "2", "--protocol", "http", "-port", str(port),
          "--resolve", "*=127.0.0.1", "--out", str(out), "--flush-ms", "50", *extra],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec)
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec)
     deadline = time.monotonic() + 30
     while not (out / "run.json").exists() or "start_ns" not in (out / "run.json").read_text():
         assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()

@@ -23,8 +23,8 @@ DEFAULT_TEMPLATE = "{proxy}.default.127.0.0.1.sslip.io"
 TEMPLATE_FIELDS = {"proxy": "p", "n": 0, "fid": "0123456789"}
 
 
-# env=False on every field: REPLAYER_DURATION and friends belong to `replayer run`, and an
-# exported run setting must not silently change a generated load.
+# Environment variables are this command's own (REPLAYER_GEN_AZURE_SEED...): REPLAYER_DURATION
+# and friends belong to `replayer run` and never change a generated load.
 @dataclass
 class AzureGenOptions:
     """Turn an Azure Functions 2019 trace (invocations.csv, durations.csv, memory.csv) into a
@@ -36,49 +36,49 @@ class AzureGenOptions:
     as they do there."""
 
     trace: str = opt("trace", "directory with invocations.csv, durations.csv and memory.csv",
-                     short="t", metavar="DIR", env=False)
+                     short="t", metavar="DIR")
     profile: str = opt("profile.json", "the proxies' profile (vSwarm profiler output)", short="p",
-                       metavar="PATH", env=False)
+                       metavar="PATH")
     config_proxy: str = opt("config.json", "the proxies' deployment config (yaml-location, "
                             "pre/postdeployment-commands); read by --deploy/--dry-run",
-                            short="c", alias="config_proxy", metavar="PATH", env=False)
+                            short="c", alias="config_proxy", metavar="PATH")
     output: str = opt("load.json", "load to write: NAME.json writes the vSwarm load.json plus "
                       "NAME.parquet; NAME.parquet/.arrow writes only the columnar schedule",
-                      short="o", metavar="PATH", env=False)
+                      short="o", metavar="PATH")
     build: str = opt("build", "directory for the renamed proxy YAMLs that --deploy applies",
-                     short="b", metavar="DIR", env=False)
+                     short="b", metavar="DIR")
     minute: bool = opt(True, "the trace counts invocations per minute (false: per second)",
-                       short="m", env=False)
+                       short="m")
     unique: bool = opt(False, "one-to-one function-to-proxy mapping (linear sum assignment) "
-                       "when there are enough proxies", short="u", env=False)
+                       "when there are enough proxies", short="u")
     iat_distribution: str = opt("uniform", "arrival times inside a unit: equidistant, uniform, "
                                 "or exponential (Poisson conditioned on the unit's count)",
                                 short="i", alias="iat_distribution", choices=list(DISTRIBUTIONS),
                                 env=False)
     duration: int = opt(20, "units (minutes, or seconds with -m false) to generate after the "
-                        "warm-up; 0: to the end of the trace", short="d", env=False)
+                        "warm-up; 0: to the end of the trace", short="d")
     warmup_duration: int = opt(2, "warm-up units generated before the -d units",
-                               short="w", alias="warmup_duration", env=False)
+                               short="w", alias="warmup_duration")
     dbg: bool = opt(False, "debug messages (per-function mapping, timings) on stderr",
-                    alias="dbg", env=False)
+                    alias="dbg")
     seed: int | None = opt(None, "random seed (same seed, same files byte for byte; default: "
-                           "a fresh seed, printed)", env=False)
+                           "a fresh seed, printed)")
     start_minute: int | None = opt(None, "trace column (unit number) to start from; default the "
-                                   "first (540 in the vSwarm sample)", env=False)
+                                   "first (540 in the vSwarm sample)")
     endpoint_template: str = opt(DEFAULT_TEMPLATE, "endpoint of a function's requests; "
                                  "{proxy}: proxy name, {n}: function row, {fid}: 10-hex "
-                                 "function id", env=False)
+                                 "function id")
     schedule: str | None = opt(None, "columnar schedule path (default: the output's name with "
-                               ".parquet)", metavar="PATH", env=False)
+                               ".parquet)", metavar="PATH")
     sample: int = opt(0, "replay only N functions chosen so that the invocation-rate and "
                       "duration distributions stay close to the full trace's", metavar="N",
                       env=False)
     drop_incomplete: bool = opt(False, "leave out functions missing from one of the three files "
-                                "instead of failing", action="store_true", env=False)
+                                "instead of failing", action="store_true")
     deploy: bool = opt(False, "deploy the proxies (config.json commands and kubectl apply) after "
-                       "writing the load", action="store_true", env=False)
+                       "writing the load", action="store_true")
     dry_run: bool = opt(False, "print the deployment commands without running them",
-                        action="store_true", env=False)
+                        action="store_true")
 
     def __post_init__(self):
         if self.duration < 0:
@@ -216,16 +216,18 @@ def write_outputs(opts: AzureGenOptions, load: GeneratedLoad) -> tuple[list[Path
     try:
         if json_path is not None:
             sched, func = load.schedule()
-            vswarm.write_load_json(sched, json_path)
+            # Every unit of the window, quiet ones at the end included: the invoker counts them.
+            vswarm.write_load_json(sched, json_path, load.trace.n_units)
             written.append(json_path)
             columnar.write_schedule(sched, columnar_path, function=(func, list(load.trace.ids)),
-                                    proxy=(load.func_proxy[func], load.proxy_names))
+                                    proxy=(load.func_proxy[func], load.proxy_names),
+                                    units=load.trace.n_units)
             rows = len(sched)
         else:
             with columnar.ScheduleWriter(columnar_path, load.targets, load.unit_ns,
                                          classes=list(load.trace.ids) if load.cls_fits else [],
                                          with_cls=load.cls_fits, functions=list(load.trace.ids),
-                                         proxies=load.proxy_names) as w:
+                                         proxies=load.proxy_names, units=load.trace.n_units) as w:
                 for t_ns, func in load.arrival_chunks():
                     w.write(t_ns, load.func_target[func], func.astype(np.int16) if load.cls_fits else None,
                             func, load.func_proxy[func])
@@ -248,10 +250,11 @@ def gen_azure_command(opts: AzureGenOptions) -> int:
     load = prepare(opts)
     plan = None
     if config is not None:
-        from replayer.generate.deploy import plan_deployment
+        from replayer.generate.deploy import check_plan, plan_deployment
         proxies = [load.profiles.names[int(p)] for p in load.mapping.proxy]
         yaml = dict(zip(load.profiles.names, load.profiles.yaml))
         plan = plan_deployment(load.endpoints, proxies, yaml, config, opts.config_proxy, opts.build)
+        not_found = check_plan(plan)      # a missing YAML fails before anything is written
     written, rows = write_outputs(opts, load)
     unit = "minute" if opts.minute else "second"
     n_units = load.trace.n_units
@@ -267,5 +270,8 @@ def gen_azure_command(opts: AzureGenOptions) -> int:
         from replayer.generate.deploy import run_plan
         print(f"deploying {len(plan.services)} proxy service(s): {len(plan.steps)} command(s)"
               + (" (dry run: printing only)" if opts.dry_run else ""), flush=True)
+        if not_found:
+            print(f"replayer: warning: deploy: not found on PATH: {', '.join(not_found)} (the "
+                  "deployment runs them)", file=sys.stderr, flush=True)
         run_plan(plan, dry_run=opts.dry_run)
     return 0

@@ -12,12 +12,15 @@ that needs one is refused before anything runs), each is printed before it runs,
 failure stops the deployment with its exit code, identical pre/post commands run once per
 deployment, and nothing is deleted first (vSwarm starts with `kn service delete --all`).
 Relative paths in config.json and profile.json are taken from config.json's directory, which
-is also the commands' working directory.
+is also the commands' working directory. Before anything runs (and for --dry-run too), every
+file the deployment reads is checked: each proxy's YAML and the files kubectl/kn commands
+apply (-f/--filename, -k/--kustomize); all missing ones are named at once.
 """
 from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -30,10 +33,16 @@ SHELL_TOKENS = {"&&", "||", "|", ";", ">", ">>", "<", "&", "2>", "2>&1", "$(", "
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
+# Commands whose -f/--filename (-k/--kustomize) name files or directories they read.
+FILE_READERS = {"kubectl", "kn", "oc"}
+FILE_FLAGS = ("-f", "--filename", "-k", "--kustomize")
+
+
 @dataclass
 class ProxyConfig:
     pre: list[list[str]]
     post: list[list[str]]
+    entry: int | None = None     # its index in config.json (None: the proxy has no entry)
 
 
 def _commands(path: Path, i: int, entry: dict, key: str) -> list[list[str]]:
@@ -71,7 +80,8 @@ def load_config(path: Path | str) -> dict[str, ProxyConfig]:
         if not isinstance(entry, dict) or not isinstance(entry.get("yaml-location"), str):
             raise InputError(f"{path}: entry {i}: expected an object with a \"yaml-location\" string")
         out[entry["yaml-location"]] = ProxyConfig(pre=_commands(path, i, entry, "predeployment-commands"),
-                                                  post=_commands(path, i, entry, "postdeployment-commands"))
+                                                  post=_commands(path, i, entry, "postdeployment-commands"),
+                                                  entry=i)
     return out
 
 
@@ -88,6 +98,33 @@ class Plan:
     services: list[Service]
     steps: list[tuple[list[str], Service | None]]   # argv, and the service whose YAML it applies
     workdir: Path
+    # Files the deployment reads (as written, relative to workdir) and where each is named.
+    reads: list[tuple[str, str]]
+    build: Path
+
+
+def file_arguments(argv: list[str]) -> list[str]:
+    """The local files or directories a kubectl/kn command reads: its -f/--filename and
+    -k/--kustomize values (not '-' for stdin, not URLs)."""
+    if Path(argv[0]).name not in FILE_READERS or "logs" in argv[1:]:
+        return []       # `kubectl logs -f` follows: its -f takes no file
+    found = []
+    i = 1
+    while i < len(argv):
+        a = argv[i]
+        if a in FILE_FLAGS and i + 1 < len(argv):
+            found.append(argv[i + 1])
+            i += 2
+            continue
+        for flag in FILE_FLAGS:
+            if a.startswith(flag + "="):
+                found.append(a[len(flag) + 1:])
+                break
+        else:
+            if a[:2] in ("-f", "-k") and len(a) > 2 and not a.startswith("--"):
+                found.append(a[2:])      # -fFILE, as kubectl's flag parser takes it
+        i += 1
+    return [f for f in found if f and f != "-" and "://" not in f]
 
 
 def service_name(endpoint: str) -> str:
@@ -119,8 +156,18 @@ def plan_deployment(endpoints: list[str], proxies: list[str], proxy_yaml: dict[s
         services[name] = Service(name=name, proxy=proxy, yaml=y, build_yaml=build / f"{name}.yaml")
     steps: list[tuple[list[str], Service | None]] = []
     seen: set[tuple[str, ...]] = set()
+    reads: list[tuple[str, str]] = []
+    config_name = Path(config_path).name
     for s in services.values():
         cfg = config.get(s.yaml, ProxyConfig(pre=[], post=[]))
+        where = (f"{config_name} entry {cfg.entry}" if cfg.entry is not None
+                 else f"no {config_name} entry")
+        reads.append((s.yaml, f"proxy {s.proxy}'s yaml; {where}"))
+        for key, commands in (("predeployment-commands", cfg.pre),
+                              ("postdeployment-commands", cfg.post)):
+            for argv in commands:
+                reads.extend((f, f"{config_name} entry {cfg.entry} {key}")
+                             for f in file_arguments(argv))
         for argv in cfg.pre:
             if tuple(argv) not in seen:
                 seen.add(tuple(argv))
@@ -130,7 +177,35 @@ def plan_deployment(endpoints: list[str], proxies: list[str], proxy_yaml: dict[s
             if tuple(argv) not in seen:
                 seen.add(tuple(argv))
                 steps.append((argv, None))
-    return Plan(services=list(services.values()), steps=steps, workdir=workdir)
+    return Plan(services=list(services.values()), steps=steps, workdir=workdir, reads=reads,
+                build=build)
+
+
+def check_plan(plan: Plan) -> list[str]:
+    """Refuse a plan whose files are not all there (InputError naming every missing one and
+    where it is named), before anything runs; returns the commands not found on PATH (the
+    run would stop at the first of them; a dry run may be a preview on another machine)."""
+    missing: dict[str, str] = {}
+    for name, where in plan.reads:
+        path = Path(name) if Path(name).is_absolute() else plan.workdir / name
+        if name not in missing and not path.exists():
+            missing[name] = where
+    problems = []
+    if missing:
+        # Usually a whole folder is absent (vSwarm's yamls/ not copied next to config.json).
+        tops = sorted({Path(n).parts[0] for n in missing if not Path(n).is_absolute()
+                       and len(Path(n).parts) > 1
+                       and not (plan.workdir / Path(n).parts[0]).exists()})
+        problems.append(f"{len(missing)} file(s) the deployment reads are missing under "
+                        f"{plan.workdir} (config.json's directory, where relative paths start"
+                        + (f"; it has no {', '.join(tops)}" if tops else "") + "): "
+                        + ", ".join(f"{name} ({where})" for name, where in missing.items()))
+    blocker = next((a for a in (plan.build, *plan.build.parents) if a.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        problems.append(f"-b/--build {plan.build}: {blocker} is a file, not a directory")
+    if problems:
+        raise InputError("deploy: " + "; ".join(problems))
+    return sorted({argv[0] for argv, _ in plan.steps if shutil.which(argv[0]) is None})
 
 
 def renamed_yaml(text: str, name: str, source: str) -> str:

@@ -7,7 +7,9 @@ Columns, one row per request:
 - function, proxy  dictionary strings, optional: which trace function the request replays
   and which proxy stands in for it (kept for analysis; the replayer ignores them)
 Schema metadata: replayer.unit_ns (length of one trace unit in ns: minute or second),
-replayer.classes (JSON list naming cls values), replayer.format (version).
+replayer.units (optional: the schedule's length in units, when it ends with quiet units;
+otherwise the last request's unit is the last), replayer.classes (JSON list naming cls
+values), replayer.format (version).
 
 Dictionary columns keep a 300-million-request schedule at about 12 bytes a row on disk
 before compression, and read back into the Schedule's int32 target indices without
@@ -30,12 +32,15 @@ ROW_GROUP = 1 << 20
 META_UNIT = b"replayer.unit_ns"
 META_CLASSES = b"replayer.classes"
 META_FORMAT = b"replayer.format"
+META_UNITS = b"replayer.units"
 
 
-def _metadata(unit_ns: int, classes: list[str]) -> dict[bytes, bytes]:
+def _metadata(unit_ns: int, classes: list[str], units: int | None = None) -> dict[bytes, bytes]:
     meta = {META_UNIT: str(int(unit_ns)).encode(), META_FORMAT: FORMAT_VERSION.encode()}
     if classes:
         meta[META_CLASSES] = json.dumps(list(classes)).encode()
+    if units is not None:
+        meta[META_UNITS] = str(int(units)).encode()
     return meta
 
 
@@ -46,7 +51,8 @@ class ScheduleWriter:
 
     def __init__(self, path: Path | str, targets: list[str], unit_ns: int, *,
                  classes: list[str] | None = None, with_cls: bool = False,
-                 functions: list[str] | None = None, proxies: list[str] | None = None):
+                 functions: list[str] | None = None, proxies: list[str] | None = None,
+                 units: int | None = None):
         self.path = Path(path)
         self.suffix = self.path.suffix.lower()
         if self.suffix not in (".parquet", ".arrow", ".feather"):
@@ -61,7 +67,7 @@ class ScheduleWriter:
             if names is not None:
                 self._dicts[name] = pa.array(list(names), pa.string())
                 fields.append(pa.field(name, pa.dictionary(pa.int32(), pa.string())))
-        self.schema = pa.schema(fields, metadata=_metadata(unit_ns, classes or []))
+        self.schema = pa.schema(fields, metadata=_metadata(unit_ns, classes or [], units))
         self.rows = 0
         self._last_t = None
         if self.suffix == ".parquet":
@@ -114,9 +120,11 @@ class ScheduleWriter:
 
 def write_schedule(schedule: Schedule, path: Path | str,
                    function: tuple[np.ndarray, list[str]] | None = None,
-                   proxy: tuple[np.ndarray, list[str]] | None = None) -> None:
+                   proxy: tuple[np.ndarray, list[str]] | None = None,
+                   units: int | None = None) -> None:
     """Write a schedule; the format follows the suffix (.parquet, .arrow, .feather).
-    function/proxy: optional (int32 indices per request, names) columns."""
+    function/proxy: optional (int32 indices per request, names) columns; units: the
+    schedule's length in units, when it ends with quiet ones."""
     if function is None and proxy is None:
         schedule = schedule.sorted()
     elif not schedule.is_sorted():
@@ -124,7 +132,7 @@ def write_schedule(schedule: Schedule, path: Path | str,
     with ScheduleWriter(path, schedule.targets, schedule.unit_ns, classes=schedule.classes,
                         with_cls=schedule.cls is not None,
                         functions=None if function is None else function[1],
-                        proxies=None if proxy is None else proxy[1]) as w:
+                        proxies=None if proxy is None else proxy[1], units=units) as w:
         w.write(schedule.t_ns, schedule.target, schedule.cls,
                 None if function is None else function[0], None if proxy is None else proxy[0])
 
@@ -200,6 +208,12 @@ def _endpoints(path: Path, col: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]
 
 def read_schedule(path: Path | str) -> Schedule:
     """A Schedule from a columnar file, validated; sorted by time if the file is not."""
+    return read_schedule_units(path)[0]
+
+
+def read_schedule_units(path: Path | str) -> tuple[Schedule, int]:
+    """read_schedule's schedule, and its length in units: replayer.units when the file
+    says, else up to the last request's unit."""
     path = Path(path)
     table = _read_table(path)
     names = table.column_names
@@ -255,8 +269,18 @@ def read_schedule(path: Path | str) -> Schedule:
         except (ValueError, TypeError):
             raise InputError(f"{path}: schema metadata replayer.classes: not a JSON list") from None
     schedule = Schedule(t_ns=t_ns, target=target, targets=targets, cls=cls, classes=classes,
-                        unit_ns=unit_ns, source=str(path))
-    return schedule.sorted()
+                        unit_ns=unit_ns, source=str(path)).sorted()
+    units = schedule.end_ns // unit_ns + 1 if len(schedule) else 0
+    if META_UNITS in meta:
+        try:
+            stated = int(meta[META_UNITS])
+            if stated < 0:
+                raise ValueError
+        except ValueError:
+            raise InputError(f"{path}: schema metadata replayer.units: "
+                             f"{meta[META_UNITS][:40]!r} is not a whole number of units") from None
+        units = max(units, stated)
+    return schedule, units
 
 
 def read_columns(path: Path | str, columns: list[str]) -> pa.Table:

@@ -192,13 +192,21 @@ def _read_reference(path: Path | str, minute: bool, max_units: int | None,
     largest unit), every check in its order, the exact message for every malformed file.
     keep=False only checks (returns None): a malformed file raises, a valid one costs no
     columns."""
+    return _reference(path, minute, max_units, keep)[0]
+
+
+def _reference(path: Path | str, minute: bool, max_units: int | None,
+               keep: bool = True) -> tuple[Schedule | None, int]:
+    """_read_reference's schedule, and the units it read."""
     name = str(path)
     unit_ns = MINUTE_NS if minute else NS_PER_S
     unit_us = unit_ns // NS_PER_US
     times: list[np.ndarray] = []
     target_cols: list[np.ndarray] = []
     table: dict[str, int] = {}
+    units = 0
     for unit, stamps, endpoints in iter_units(path, max_units):
+        units = unit + 1
         if len(stamps) != len(endpoints):
             raise InputError(f"{name}: object {unit}: \"timestamp\" has {len(stamps)} entries but "
                              f"\"endpoint\" has {len(endpoints)}; they must pair one to one")
@@ -220,10 +228,11 @@ def _read_reference(path: Path | str, minute: bool, max_units: int | None,
             times.append(ts * NS_PER_US + unit * unit_ns)
             target_cols.append(ids)
     if not keep:
-        return None
+        return None, units
     t_ns = np.concatenate(times) if times else np.empty(0, np.int64)
     target = np.concatenate(target_cols) if target_cols else np.empty(0, np.int32)
-    return Schedule(t_ns=t_ns, target=target, targets=list(table), unit_ns=unit_ns, source=name)
+    return Schedule(t_ns=t_ns, target=target, targets=list(table), unit_ns=unit_ns,
+                    source=name), units
 
 
 # --- the streaming decoder ---------------------------------------------------------------------
@@ -401,6 +410,7 @@ class _FastDecoder:
         self.table: dict[str, int] = {}
         self.forms: dict[bytes, int] = {}   # an element's text (blanks included) -> endpoint id
         self.decoder = json.JSONDecoder()
+        self.units = 0                      # unit objects decoded
 
     def decode(self) -> int:
         """Rows decoded into the columns."""
@@ -419,6 +429,7 @@ class _FastDecoder:
             r.pos += 1
             rows += self.unit(unit, rows)
             unit += 1
+            self.units = unit
             c = r.peek()
             if c == _COMMA:
                 r.pos += 1
@@ -583,10 +594,17 @@ def read_load_json(path: Path | str, minute: bool = True, max_units: int | None 
     """Decode a vSwarm load.json into a Schedule (t_ns from the start of unit 0), its columns
     in shared memory ready for the workers.
 
-    max_units: read only the first units (the invoker's -duration). Requests at the same
-    microsecond stay distinct requests. Memory: the columns (12 bytes a request) and a few
-    chunks of the file, however large a unit is.
+    max_units: read only the first units (the invoker's -warmup + -duration). Requests at the
+    same microsecond stay distinct requests. Memory: the columns (12 bytes a request) and a
+    few chunks of the file, however large a unit is.
     """
+    return decode_load_json(path, minute, max_units)[0]
+
+
+def decode_load_json(path: Path | str, minute: bool = True,
+                     max_units: int | None = None) -> tuple[Schedule, int]:
+    """read_load_json's schedule, and the units read: the file's unit objects (empty ones
+    included, as the invoker counts them), at most max_units."""
     name = str(path)
     unit_ns = MINUTE_NS if minute else NS_PER_S
     try:
@@ -598,7 +616,7 @@ def read_load_json(path: Path | str, minute: bool = True, max_units: int | None 
         if f is not None:
             f.close()
         # The reference's message, or a pipe (read once: no second pass for a message).
-        return _read_reference(path, minute, max_units)
+        return _reference(path, minute, max_units)
     with f:
         dec = _FastDecoder(f, unit_ns, max_units)
         try:
@@ -611,14 +629,14 @@ def read_load_json(path: Path | str, minute: bool = True, max_units: int | None 
     if rows is None:
         # The reference raises the exact message. A valid file that only it takes (a repeated
         # key, "-0") is checked first, in the memory of one unit, then decoded.
-        _read_reference(path, minute, max_units, keep=False)
-        return _read_reference(path, minute, max_units)
+        _reference(path, minute, max_units, keep=False)
+        return _reference(path, minute, max_units)
     _release_free_heap()
     if rows == 0:
         dec.discard()
         return Schedule(t_ns=np.empty(0, np.int64), target=np.empty(0, np.int32),
-                        targets=list(dec.table), unit_ns=unit_ns, source=name)
-    return dec.schedule(rows, name)
+                        targets=list(dec.table), unit_ns=unit_ns, source=name), dec.units
+    return dec.schedule(rows, name), dec.units
 
 
 def _release_free_heap() -> None:
@@ -637,17 +655,19 @@ def _release_free_heap() -> None:
 _malloc_trim = None
 
 
-def write_load_json(schedule: Schedule, path: Path | str) -> None:
+def write_load_json(schedule: Schedule, path: Path | str, n_units: int | None = None) -> None:
     """Write a schedule as a vSwarm load.json, readable by the vSwarm Go invoker.
 
     Each request goes to its unit (t_ns // unit_ns) with its µs offset inside it; every unit
     from 0 to the last one is written, empty units included, so unit k stays object k.
+    n_units: the load's length in units, when it ends with empty units (the invoker counts
+    objects: a load's last quiet minutes are still minutes of it).
     """
     unit_ns = schedule.unit_ns
     sched = schedule.sorted()
     units = sched.t_ns // unit_ns
     offsets_us = (sched.t_ns - units * unit_ns) // NS_PER_US
-    n_units = int(units[-1]) + 1 if len(sched) else 0
+    n_units = max(int(units[-1]) + 1 if len(sched) else 0, n_units or 0)
     bounds = np.searchsorted(units, np.arange(n_units + 1), side="left")
     names = [json.dumps(t) for t in sched.targets]
     with open(path, "w", encoding="utf-8") as f:
