@@ -7,19 +7,26 @@ sockets to watch (epoll, nanosecond timeouts) and when its next timer is due, an
 finished transfer becomes a ring row straight from curl_easy_getinfo.
 
 Stamps: `sent_ns` is taken in libcurl's pre-request callback, once the connection is ready
-and just before the request is written; `done_ns` is when epoll reported the socket that
-completed it.
+and just before the request is written; a request that never got there (its dial failed, it
+was cancelled while waiting for a connection) has none (0). `done_ns` is when epoll reported
+the socket that completed it.
+
+Failures: each one is also noted in the transport's failure log (Transport.note_failure):
+libcurl's own error text for the transfer (CURLOPT_ERRORBUFFER), "HTTP 503", or for gRPC the
+status name and its grpc-message ("UNAVAILABLE: ...").
 """
 from libc.stdlib cimport malloc, realloc, free
 from libc.errno cimport errno, ENOENT, EEXIST
+from libc.string cimport strerror, strstr
 
 from epoll cimport (epoll_event, epoll_create1, epoll_ctl, rc_epoll_wait_ns, EPOLL_CLOEXEC,
                    EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL, EPOLLIN, EPOLLOUT, EPOLLERR,
                    EPOLLHUP)
 from clock cimport realtime_ns, cpu_relax
 from trace_ids cimport write_trace_ids
+from failure_text cimport text_append, text_append_int
 from replayer._pacer cimport (Transport, RecordRing, ERR_OK, ERR_TIMEOUT, ERR_CONNECT, ERR_RESET,
-                     ERR_TLS, ERR_PROTOCOL, ERR_CANCELLED, ERR_STATUS, ERR_OTHER)
+                     ERR_TLS, ERR_PROTOCOL, ERR_CANCELLED, ERR_STATUS, ERR_OTHER, FAILURE_TEXT)
 
 cdef extern from "<unistd.h>" nogil:
     int close(int fd)
@@ -53,6 +60,7 @@ cdef extern from "curl_api.h" nogil:
         curl_slist *(*slist_append)(curl_slist *, const char *)
         void (*slist_free_all)(curl_slist *)
         char *(*version)()
+        const char *(*easy_strerror)(int)
     replayer_curl_api rc_api
     const char *rc_load(const char *path)
     int rc_setopt_long(CURL *e, int opt, long v)
@@ -63,6 +71,7 @@ cdef extern from "curl_api.h" nogil:
     int rc_getinfo_long(CURL *e, int info, long *v)
     int rc_getinfo_off(CURL *e, int info, curl_off_t *v)
     int rc_getinfo_ptr(CURL *e, int info, void **v)
+    int RC_OPT_ERRORBUFFER
     int RC_OPT_WRITEDATA, RC_OPT_URL, RC_OPT_POSTFIELDS, RC_OPT_HTTPHEADER, RC_OPT_HEADERDATA
     int RC_OPT_CUSTOMREQUEST, RC_OPT_SSL_VERIFYPEER, RC_OPT_SSL_VERIFYHOST, RC_OPT_HTTP_VERSION
     int RC_OPT_NOSIGNAL, RC_OPT_PRIVATE, RC_OPT_TIMEOUT_MS, RC_OPT_CONNECTTIMEOUT_MS
@@ -71,7 +80,7 @@ cdef extern from "curl_api.h" nogil:
     int RC_OPT_CLOSESOCKETFUNCTION, RC_OPT_CLOSESOCKETDATA
     int RC_MOPT_SOCKETFUNCTION, RC_MOPT_SOCKETDATA, RC_MOPT_PIPELINING, RC_MOPT_TIMERFUNCTION
     int RC_MOPT_TIMERDATA, RC_MOPT_MAXCONNECTS, RC_MOPT_MAX_HOST_CONNECTIONS
-    int RC_INFO_RESPONSE_CODE, RC_INFO_PRIVATE, RC_INFO_SIZE_DOWNLOAD_T
+    int RC_INFO_RESPONSE_CODE, RC_INFO_PRIVATE, RC_INFO_SIZE_DOWNLOAD_T, RC_INFO_OS_ERRNO
     int RC_PIPE_MULTIPLEX, RC_MSG_DONE, RC_SOCKET_TIMEOUT
     int RC_CSELECT_IN, RC_CSELECT_OUT, RC_CSELECT_ERR
     int RC_POLL_IN, RC_POLL_OUT, RC_POLL_REMOVE
@@ -90,6 +99,7 @@ ABI = {
     "M_PIPELINING": RC_MOPT_PIPELINING, "M_TIMERFUNCTION": RC_MOPT_TIMERFUNCTION,
     "M_MAXCONNECTS": RC_MOPT_MAXCONNECTS, "M_MAX_HOST_CONNECTIONS": RC_MOPT_MAX_HOST_CONNECTIONS,
     "RESPONSE_CODE": RC_INFO_RESPONSE_CODE, "SIZE_DOWNLOAD_T": RC_INFO_SIZE_DOWNLOAD_T,
+    "OS_ERRNO": RC_INFO_OS_ERRNO,
     "PIPE_MULTIPLEX": RC_PIPE_MULTIPLEX,
 }
 
@@ -116,6 +126,9 @@ cdef struct Slot:
     int grpc_status      # from the grpc-status header or trailer, -1 not seen
     curl_slist *headers  # this slot's own header list when requests carry a traceparent
     char *trace_hex      # where in `headers` the traceparent's ids are written
+    char error[256]      # libcurl's error text for the transfer (CURLOPT_ERRORBUFFER,
+                         # CURL_ERROR_SIZE bytes)
+    char grpc_message[FAILURE_TEXT]    # the grpc-message trailer, percent-decoded
 
 
 cdef enum:
@@ -151,12 +164,15 @@ cdef int stamp_sent(void *user, char *primary_ip, char *local_ip, int primary_po
 
 
 cdef size_t read_grpc_status(char *line, size_t size, size_t n, void *user) noexcept nogil:
-    # grpc-status comes in the trailers (or the headers of a trailers-only answer).
+    # grpc-status comes in the trailers (or the headers of a trailers-only answer), with
+    # grpc-message, the reason of a failed call.
     cdef size_t length = size * n
     cdef size_t i = 12
     cdef int code = 0
     cdef char c
-    if length > 12 and strncasecmp(line, "grpc-status:", 12) == 0:
+    if length > 13 and strncasecmp(line, "grpc-message:", 13) == 0:
+        percent_decode(line + 13, length - 13, (<Slot *> user).grpc_message, FAILURE_TEXT)
+    elif length > 12 and strncasecmp(line, "grpc-status:", 12) == 0:
         while i < length and line[i] == c' ':
             i += 1
         while i < length:
@@ -167,6 +183,38 @@ cdef size_t read_grpc_status(char *line, size_t size, size_t n, void *user) noex
             i += 1
         (<Slot *> user).grpc_status = code
     return length
+
+
+cdef void percent_decode(const char *value, size_t length, char *out, size_t size) noexcept nogil:
+    # A header value (spaces before it, CRLF after it) into `out`, %XX decoded, bounded.
+    cdef size_t i = 0, at = 0
+    cdef int hi, lo
+    while i < length and (value[i] == c' ' or value[i] == c'\t'):
+        i += 1
+    while length > i and (value[length - 1] == c'\r' or value[length - 1] == c'\n'):
+        length -= 1
+    while i < length and at + 1 < size:
+        if value[i] == c'%' and i + 2 < length and hex_value(value[i + 1]) >= 0 \
+                and hex_value(value[i + 2]) >= 0:
+            hi = hex_value(value[i + 1])
+            lo = hex_value(value[i + 2])
+            out[at] = <char> (hi * 16 + lo)
+            i += 3
+        else:
+            out[at] = value[i]
+            i += 1
+        at += 1
+    out[at] = 0
+
+
+cdef inline int hex_value(char c) noexcept nogil:
+    if c'0' <= c <= c'9':
+        return c - c'0'
+    if c'a' <= c <= c'f':
+        return c - c'a' + 10
+    if c'A' <= c <= c'F':
+        return c - c'A' + 10
+    return -1
 
 
 cdef int watch_socket(CURL *easy, int fd, int what, void *user, void *socketp) noexcept nogil:
@@ -374,9 +422,12 @@ cdef class CurlTransport(Transport):
         s.next_queued = -1
         s.headers = NULL
         s.trace_hex = NULL
+        s.error[0] = 0
+        s.grpc_message[0] = 0
         self.slots[self.n_slots] = s
         self.n_slots += 1
         rc_setopt_ptr(e, RC_OPT_PRIVATE, s)
+        rc_setopt_ptr(e, RC_OPT_ERRORBUFFER, s.error)
         rc_setopt_long(e, RC_OPT_NOSIGNAL, 1)
         rc_setopt_long(e, RC_OPT_TIMEOUT_MS, self.timeout_ms)
         rc_setopt_long(e, RC_OPT_CONNECTTIMEOUT_MS, self.timeout_ms)
@@ -436,9 +487,12 @@ cdef class CurlTransport(Transport):
             write_trace_ids(s.trace_hex, self.trace_high, <unsigned long long> event)
         s.event = event
         s.scheduled_ns = scheduled_ns
-        # Replaced by the pre-request stamp once libcurl sends it; a request that never goes
-        # (its dial failed) keeps the time it was due, never the early hand-over.
-        s.sent_ns = sent_ns if sent_ns > scheduled_ns else scheduled_ns
+        # Set by the pre-request stamp when libcurl writes the request; one that never goes
+        # (its dial failed, it was cancelled while waiting) has none. The pacer's `sent_ns`
+        # (its early hand-over) is not a send time.
+        s.sent_ns = 0
+        s.error[0] = 0
+        s.grpc_message[0] = 0
         s.grpc_status = -1
         s.busy = 1
         self.inflight += 1
@@ -455,7 +509,7 @@ cdef class CurlTransport(Transport):
 
     cdef int admit(self, Slot *s) except -1:
         if rc_api.multi_add_handle(self.multi, s.easy) != 0:
-            return self.finish(s, ERR_OTHER, 0, 0, realtime_ns())
+            return self.finish(s, ERR_OTHER, 0, 0, realtime_ns(), "curl_multi_add_handle failed")
         s.in_multi = 1
         self.admitted[s.target] += 1
         self.kick = True
@@ -541,6 +595,10 @@ cdef class CurlTransport(Transport):
         cdef curl_off_t bytes_in
         cdef signed char kind
         cdef Slot *s
+        cdef char text[FAILURE_TEXT]
+        cdef const char *why
+        cdef long os_errno
+        cdef size_t at
         while True:
             msg = rc_api.multi_info_read(self.multi, &left)
             if msg == NULL:
@@ -556,8 +614,24 @@ cdef class CurlTransport(Transport):
             rc_getinfo_long(easy, RC_INFO_RESPONSE_CODE, &status)
             rc_getinfo_off(easy, RC_INFO_SIZE_DOWNLOAD_T, &bytes_in)
             s = <Slot *> p
+            why = NULL
             if code != 0:
                 kind = curl_error_kind(code)
+                # libcurl's own words for this transfer, or its generic text for the code.
+                if s.error[0]:
+                    why = &s.error[0]
+                else:
+                    why = rc_api.easy_strerror(code)
+                # The system's reason, where libcurl's words leave it out ("Could not connect
+                # to server": refused? unreachable?).
+                os_errno = 0
+                rc_getinfo_long(easy, RC_INFO_OS_ERRNO, &os_errno)
+                if os_errno != 0 and strstr(why, strerror(os_errno)) == NULL:
+                    at = text_append(text, FAILURE_TEXT, 0, why)
+                    at = text_append(text, FAILURE_TEXT, at, " (")
+                    at = text_append(text, FAILURE_TEXT, at, strerror(os_errno))
+                    text_append(text, FAILURE_TEXT, at, ")")
+                    why = text
                 if self.grpc:
                     status = grpc_code_of_failure(kind)
             elif self.grpc:
@@ -567,23 +641,33 @@ cdef class CurlTransport(Transport):
                     # No grpc-status: not a gRPC answer (a proxy's error page, a plain HTTP
                     # server); its HTTP status maps to a gRPC code as gRPC clients do.
                     kind = ERR_STATUS if status >= 400 else ERR_PROTOCOL
+                    text_append(text, FAILURE_TEXT, text_append_int(
+                        text, FAILURE_TEXT, text_append(text, FAILURE_TEXT, 0, "HTTP "), status),
+                        " without grpc-status")
+                    why = text
                     status = grpc_code_of_http_status(status)
                 else:
                     status = s.grpc_status
                     kind = grpc_kind(s.grpc_status)
+                    if kind != ERR_OK:
+                        why = grpc_failure_text(text, s.grpc_status, s.grpc_message)
             elif status < 400:
                 kind = ERR_OK
             else:
                 kind = ERR_STATUS
-            self.finish(s, kind, status, bytes_in, done_ns)
+                text_append_int(text, FAILURE_TEXT, text_append(text, FAILURE_TEXT, 0, "HTTP "),
+                                status)
+                why = text
+            self.finish(s, kind, status, bytes_in, done_ns, why)
 
     cdef int finish(self, Slot *s, signed char kind, long status, long long bytes_in,
-                    long long done_ns) except -1:
+                    long long done_ns, const char *why) except -1:
+        """The transfer's ring row; a failure is also noted, under `why`, in the log."""
         if s.in_multi:
             rc_api.multi_remove_handle(self.multi, s.easy)
             s.in_multi = 0
             self.admitted[s.target] -= 1
-        if done_ns < s.sent_ns:
+        if s.sent_ns and done_ns < s.sent_ns:
             done_ns = s.sent_ns      # finished inside the same socket_action that sent it
         s.busy = 0
         self.free_stack[self.n_free] = s.index
@@ -591,6 +675,8 @@ cdef class CurlTransport(Transport):
         self.inflight -= 1
         self.ring.push(s.event, s.scheduled_ns, s.sent_ns, done_ns, <int> status, kind,
                        self.bytes_out, bytes_in)
+        if kind != ERR_OK:
+            self.note_failure(kind, s.event, done_ns, why)
         if self.queue_head[s.target] >= 0:
             self.admit_queued(s.target)
         return 0
@@ -601,9 +687,18 @@ cdef class CurlTransport(Transport):
         for k in range(self.n_urls):       # queued requests are cancelled too, not admitted
             self.queue_head[k] = -1
             self.queue_tail[k] = -1
+        cdef Slot *s
+        cdef const char *why
         for k in range(self.n_slots):
-            if self.slots[k].busy:
-                self.finish(self.slots[k], ERR_CANCELLED, GRPC_CANCELLED if self.grpc else 0, 0, now)
+            s = self.slots[k]
+            if s.busy:
+                if not s.in_multi:
+                    why = "cancelled at the end of the run, waiting for a connection"
+                elif s.sent_ns == 0:
+                    why = "cancelled at the end of the run, before it was sent (connecting)"
+                else:
+                    why = "cancelled at the end of the run, waiting for the answer"
+                self.finish(s, ERR_CANCELLED, GRPC_CANCELLED if self.grpc else 0, 0, now, why)
         return 0
 
     def close(self):
@@ -653,6 +748,30 @@ cdef enum:
     GRPC_INTERNAL = 13
     GRPC_UNAVAILABLE = 14
     GRPC_UNAUTHENTICATED = 16
+
+
+cdef extern from *:
+    """
+    static const char *const replayer_grpc_code_names[17] = {
+        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+        "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+        "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+        "UNAUTHENTICATED"};
+    """
+    const char *const GRPC_CODE_NAMES "replayer_grpc_code_names" [17]
+
+
+cdef const char *grpc_failure_text(char *text, int code, const char *message) noexcept nogil:
+    # "UNAVAILABLE: the server's grpc-message" (grpc-status N for a code past the known ones)
+    cdef size_t at
+    if 0 <= code <= 16:
+        at = text_append(text, FAILURE_TEXT, 0, GRPC_CODE_NAMES[code])
+    else:
+        at = text_append_int(text, FAILURE_TEXT, text_append(text, FAILURE_TEXT, 0,
+                             "grpc-status "), code)
+    if message[0]:
+        text_append(text, FAILURE_TEXT, text_append(text, FAILURE_TEXT, at, ": "), message)
+    return text
 
 
 cdef signed char grpc_kind(int grpc_status) noexcept nogil:

@@ -15,10 +15,16 @@ request sent again on a fresh one, once, as libcurl does. Body bytes are only co
 kernel drops them (MSG_TRUNC), and one wake-up reads at most READ_BUDGET from a connection.
 
 Stamps: `sent_ns` just before the send() of the request's first byte (after the dial, for a
-new connection); `done_ns` when epoll reported the socket whose read completed the answer.
+new connection); a request that never got that far (its dial failed or timed out, it was
+cancelled while waiting for a connection) has none (0). `done_ns` when epoll reported the
+socket whose read completed the answer.
+
+Failures: each one is also noted in the transport's failure log (Transport.note_failure) with
+what failed and why ("connect to 127.0.0.1:80: Connection refused", "HTTP 503"), built in a
+stack buffer on the failure path.
 """
 from libc.stdlib cimport malloc, calloc, realloc, free
-from libc.string cimport memcpy, memmove, memchr, memcmp
+from libc.string cimport memcpy, memmove, memchr, memcmp, strerror
 from libc.errno cimport errno, EAGAIN, EINTR, EINPROGRESS
 
 from epoll cimport (epoll_event, epoll_create1, epoll_ctl, rc_epoll_wait_ns, EPOLL_CLOEXEC,
@@ -26,8 +32,9 @@ from epoll cimport (epoll_event, epoll_create1, epoll_ctl, rc_epoll_wait_ns, EPO
                    EPOLLHUP)
 from clock cimport realtime_ns
 from trace_ids cimport write_trace_ids
+from failure_text cimport text_append, text_append_int
 from replayer._pacer cimport (Transport, RecordRing, ERR_OK, ERR_TIMEOUT, ERR_CONNECT, ERR_RESET,
-                     ERR_PROTOCOL, ERR_CANCELLED, ERR_STATUS)
+                     ERR_PROTOCOL, ERR_CANCELLED, ERR_STATUS, FAILURE_TEXT)
 
 cdef extern from "<sys/socket.h>" nogil:
     ctypedef unsigned int socklen_t
@@ -63,6 +70,8 @@ cdef enum:
     MAX_HEAD = 262144        # status line + headers; beyond it the answer is a protocol error
     MAX_LINE = 4096          # a chunk-size or trailer line
     READ_BUDGET = 262144     # bytes read from one connection per wake-up
+    NAME_TEXT = 128          # a host's "name:port", for failure messages
+    ADDR_TEXT = 48           # an address's "[v6 address]:port", for failure messages
 
 # Connection states
 cdef enum:
@@ -103,10 +112,12 @@ cdef struct Host:
     char addrs[MAX_ADDRS][ADDR_SIZE]
     int addr_lens[MAX_ADDRS]
     int n_addrs
+    char name[NAME_TEXT]
+    char addr_text[MAX_ADDRS][ADDR_TEXT]
     int preferred            # the address that last took a connection
     int n_conns              # connections open or dialling
     int idle                 # first idle connection (linked by Conn.next_idle), -1 none
-    # Requests waiting for a connection, a circular FIFO of (event, scheduled_ns, sent_ns)
+    # Requests waiting for a connection, a circular FIFO of (event, scheduled_ns)
     long long *queue
     long long q_head, q_len, q_cap
 
@@ -127,6 +138,8 @@ cdef struct Conn:
     int prev_busy, next_busy # the list of connections carrying a request, oldest deadline first
     int tries                # addresses dialled for this connection
     int registered           # epoll events the socket is registered for
+    int dial_errno           # why the last address dialled failed
+    const char *why          # what the parser found wrong in a malformed answer
     long long event, scheduled_ns, sent_ns, deadline_ns
     char *out                # the request bytes being written: the target's, or `own` patched
     char *own                # this connection's copy of the request, when ids are written in
@@ -156,6 +169,7 @@ cdef class NativeHttpTransport(Transport):
     cdef int epfd
     cdef int cap_per_host
     cdef long long timeout_ns
+    cdef char timeout_text[48]   # "timeout after 5 s", the start of every timeout's message
     cdef int bytes_out
     cdef bint head_request
     cdef bint tracing
@@ -171,11 +185,12 @@ cdef class NativeHttpTransport(Transport):
 
     def __init__(self, RecordRing ring, const int[::1] target_of, list requests, list host_of,
                  list addresses, long long timeout_ns, long connections, int bytes_out,
-                 bint head_request=False, trace_high=None, list trace_offsets=None):
+                 bint head_request=False, trace_high=None, list trace_offsets=None,
+                 list host_names=None):
         """requests: bytes per target; host_of: the host index of each target; addresses: per
         host a list of packed sockaddr bytes (none: every request to it fails to connect);
         trace_offsets: per target the offset of the traceparent's ids in its request (with
-        trace_high)."""
+        trace_high); host_names: per host its "name:port", for failure messages."""
         Transport.__init__(self, ring)
         cdef int k, a
         cdef bytes b
@@ -183,6 +198,8 @@ cdef class NativeHttpTransport(Transport):
         cdef Host *h
         self.target_of = target_of
         self.timeout_ns = timeout_ns
+        text_append(self.timeout_text, sizeof(self.timeout_text), 0,
+                    f"timeout after {timeout_ns / 1e9:g} s".encode())
         self.cap_per_host = <int> max(1, connections)
         self.bytes_out = bytes_out
         self.head_request = head_request
@@ -211,12 +228,15 @@ cdef class NativeHttpTransport(Transport):
                 raise ValueError(f"target {k}: no host {t.host}")
         for k in range(self.n_hosts):
             h = &self.hosts[k]
+            name = (host_names[k] if host_names is not None else f"host {k}").encode()
+            text_append(h.name, NAME_TEXT, 0, name)
             for a, b in enumerate(addresses[k][:MAX_ADDRS]):
                 if len(b) > ADDR_SIZE:
                     raise ValueError("socket address too long")
                 memcpy(h.addrs[a], <const char *> b, len(b))
                 h.addr_lens[a] = len(b)
                 h.n_addrs = a + 1
+                text_append(h.addr_text[a], ADDR_TEXT, 0, address_text(b).encode())
             h.idle = -1
 
     # ---- the pacer's seams ----
@@ -225,11 +245,13 @@ cdef class NativeHttpTransport(Transport):
         cdef int host = self.targets[self.target_of[event]].host
         cdef Host *h = &self.hosts[host]
         self.inflight += 1
+        # The pacer's `sent_ns` (its hand-over time) is not used: a request is stamped only
+        # when its first byte is written (send_request).
         if h.q_len:
-            self.enqueue(h, event, scheduled_ns, sent_ns)   # behind those already waiting
+            self.enqueue(h, event, scheduled_ns)   # behind those already waiting
             self.serve_queue(host)
         else:
-            self.dispatch(host, event, scheduled_ns, sent_ns)
+            self.dispatch(host, event, scheduled_ns)
         return 0
 
     cpdef int flush(self) except -1:
@@ -245,24 +267,29 @@ cdef class NativeHttpTransport(Transport):
         cdef long long now = realtime_ns()
         cdef Host *h
         cdef long long *q
-        for k in range(self.n_hosts):        # waiting requests are cancelled, not sent
+        cdef Conn *c
+        for k in range(self.n_hosts):        # waiting requests are cancelled, never sent
             h = &self.hosts[k]
             while h.q_len:
-                q = &h.queue[3 * h.q_head]
+                q = &h.queue[2 * h.q_head]
                 h.q_head = (h.q_head + 1) % h.q_cap
                 h.q_len -= 1
                 self.inflight -= 1
-                self.ring.push(q[0], q[1], q[2], now, 0, ERR_CANCELLED, self.bytes_out, 0)
+                self.ring.push(q[0], q[1], 0, now, 0, ERR_CANCELLED, self.bytes_out, 0)
+                self.note_failure(ERR_CANCELLED, q[0], now,
+                                  "cancelled at the end of the run, waiting for a connection")
         for k in range(self.n_conns):
-            if self.conns[k].state == C_CONNECTING or self.conns[k].state == C_SENDING \
-                    or self.conns[k].state == C_RECEIVING:
-                self.fail(self.conns[k], ERR_CANCELLED, now)
+            c = self.conns[k]
+            if c.state == C_CONNECTING:
+                self.fail(c, ERR_CANCELLED, now, "cancelled at the end of the run, connecting")
+            elif c.state == C_SENDING or c.state == C_RECEIVING:
+                self.fail(c, ERR_CANCELLED, now,
+                          "cancelled at the end of the run, waiting for the answer")
         return 0
 
     # ---- requests onto connections ----
 
-    cdef int dispatch(self, int host, long long event, long long scheduled_ns,
-                      long long sent_ns) except -1:
+    cdef int dispatch(self, int host, long long event, long long scheduled_ns) except -1:
         """Send on an idle connection, dial a new one, or wait in the host's queue."""
         cdef Host *h = &self.hosts[host]
         cdef Conn *c
@@ -271,51 +298,47 @@ cdef class NativeHttpTransport(Transport):
             c = self.conns[h.idle]
             h.idle = c.next_idle
             now = realtime_ns()     # one clock read: the deadline's start and the send stamp
-            self.assign(c, event, scheduled_ns, sent_ns, 0, now)
+            self.assign(c, event, scheduled_ns, 0, now)
             self.send_request(c, now)
         elif h.n_conns < self.cap_per_host:
             c = self.new_conn(host)
-            self.assign(c, event, scheduled_ns, sent_ns, 0, realtime_ns())
+            self.assign(c, event, scheduled_ns, 0, realtime_ns())
             self.dial(c, h.preferred)
         else:
-            self.enqueue(h, event, scheduled_ns, sent_ns)
+            self.enqueue(h, event, scheduled_ns)
         return 0
 
     cdef int serve_queue(self, int host) except -1:
         # Iterative, never from inside a request's completion: a dial refused at once fails its
         # request and frees the connection, and the loop goes on with the next one.
         cdef Host *h = &self.hosts[host]
-        cdef long long event, scheduled_ns, sent_ns
+        cdef long long event, scheduled_ns
         while h.q_len and (h.idle >= 0 or h.n_conns < self.cap_per_host):
-            event = h.queue[3 * h.q_head]
-            scheduled_ns = h.queue[3 * h.q_head + 1]
-            sent_ns = h.queue[3 * h.q_head + 2]
+            event = h.queue[2 * h.q_head]
+            scheduled_ns = h.queue[2 * h.q_head + 1]
             h.q_head = (h.q_head + 1) % h.q_cap
             h.q_len -= 1
-            self.dispatch(host, event, scheduled_ns, sent_ns)
+            self.dispatch(host, event, scheduled_ns)
         return 0
 
-    cdef int enqueue(self, Host *h, long long event, long long scheduled_ns,
-                     long long sent_ns) except -1:
+    cdef int enqueue(self, Host *h, long long event, long long scheduled_ns) except -1:
         cdef long long *grown
         cdef long long k, n
         if h.q_len == h.q_cap:
             n = max(64, 2 * h.q_cap)
-            grown = <long long *> malloc(3 * n * sizeof(long long))
+            grown = <long long *> malloc(2 * n * sizeof(long long))
             if grown == NULL:
                 raise MemoryError()
             for k in range(h.q_len):       # unwrap the ring into the new array
-                memcpy(&grown[3 * k], &h.queue[3 * ((h.q_head + k) % h.q_cap)],
-                       3 * sizeof(long long))
+                memcpy(&grown[2 * k], &h.queue[2 * ((h.q_head + k) % h.q_cap)],
+                       2 * sizeof(long long))
             free(h.queue)
             h.queue = grown
             h.q_head = 0
             h.q_cap = n
-        k = 3 * ((h.q_head + h.q_len) % h.q_cap)
+        k = 2 * ((h.q_head + h.q_len) % h.q_cap)
         h.queue[k] = event
         h.queue[k + 1] = scheduled_ns
-        # A request that never goes out keeps the time it was due (as with libcurl).
-        h.queue[k + 2] = sent_ns if sent_ns > scheduled_ns else scheduled_ns
         h.q_len += 1
         return 0
 
@@ -354,6 +377,7 @@ cdef class NativeHttpTransport(Transport):
         c.state = C_CLOSED
         c.served = 0
         c.tries = 0
+        c.dial_errno = 0
         c.registered = 0
         c.next_idle = -1
         c.prev_busy = -1
@@ -362,14 +386,14 @@ cdef class NativeHttpTransport(Transport):
         self.hosts[host].n_conns += 1
         return c
 
-    cdef void assign(self, Conn *c, long long event, long long scheduled_ns, long long sent_ns,
-                     int retried, long long now) noexcept:
+    cdef void assign(self, Conn *c, long long event, long long scheduled_ns, int retried,
+                     long long now) noexcept:
         c.event = event
         c.target = self.target_of[event]
         c.scheduled_ns = scheduled_ns
-        # Replaced by the send stamp; a request that never goes out (its dial failed) keeps
-        # the time it was due.
-        c.sent_ns = sent_ns if sent_ns > scheduled_ns else scheduled_ns
+        # Set by send_request just before the first byte is written; a request that never gets
+        # there (its dial failed, timed out or was cancelled) has no sent stamp.
+        c.sent_ns = 0
         c.retried = retried
         c.status = 0
         c.bytes_in = 0
@@ -416,13 +440,14 @@ cdef class NativeHttpTransport(Transport):
         cdef Host *h = &self.hosts[c.host]
         cdef int fd, one = 1
         if c.tries >= h.n_addrs:
-            return self.fail(c, ERR_CONNECT, realtime_ns())   # none left (or none resolved)
+            return self.dial_failed(c)      # none left (or none resolved)
         c.tries += 1
         c.addr_index = addr_index % h.n_addrs
         fd = socket((<sockaddr *> h.addrs[c.addr_index]).sa_family,
                     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
         if fd < 0:
             # No socket of this family (IPv6 off, say) or out of descriptors: the next address.
+            c.dial_errno = errno
             return self.dial(c, c.addr_index + 1)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))
         c.fd = fd
@@ -432,10 +457,27 @@ cdef class NativeHttpTransport(Transport):
         if errno == EINPROGRESS:
             c.state = C_CONNECTING
             return self.watch(c, EPOLLOUT)
-        return self.redial(c)
+        return self.redial(c, errno)
 
-    cdef int redial(self, Conn *c) except -1:
-        # This address refused: close the socket, try the host's next address.
+    cdef int dial_failed(self, Conn *c) except -1:
+        # "connect to 127.0.0.1:80: Connection refused" (the last address tried), or the name
+        # that resolved to nothing.
+        cdef Host *h = &self.hosts[c.host]
+        cdef char text[FAILURE_TEXT]
+        cdef size_t at
+        if h.n_addrs == 0:
+            at = text_append(text, FAILURE_TEXT, 0, "cannot resolve ")
+            text_append(text, FAILURE_TEXT, at, h.name)
+        else:
+            at = text_append(text, FAILURE_TEXT, 0, "connect to ")
+            at = text_append(text, FAILURE_TEXT, at, h.addr_text[c.addr_index])
+            at = text_append(text, FAILURE_TEXT, at, ": ")
+            text_append(text, FAILURE_TEXT, at, strerror(c.dial_errno))
+        return self.fail(c, ERR_CONNECT, realtime_ns(), text)
+
+    cdef int redial(self, Conn *c, int err) except -1:
+        # This address refused (err): close the socket, try the host's next address.
+        c.dial_errno = err
         close(c.fd)
         c.fd = -1
         c.registered = 0
@@ -482,6 +524,7 @@ cdef class NativeHttpTransport(Transport):
 
     cdef int write_out(self, Conn *c) except -1:
         cdef ssize_t n
+        cdef char text[FAILURE_TEXT]
         while c.out_off < c.out_len:
             n = send(c.fd, c.out + c.out_off, c.out_len - c.out_off, MSG_NOSIGNAL)
             if n > 0:
@@ -492,7 +535,11 @@ cdef class NativeHttpTransport(Transport):
                 c.state = C_SENDING          # a large body: go on when there is room
                 return self.watch(c, EPOLLIN | EPOLLOUT)
             else:
-                return self.broken(c, ERR_RESET, realtime_ns())
+                if c.out_off == 0:
+                    c.sent_ns = 0            # not a byte of it left
+                text_append(text, FAILURE_TEXT, text_append(text, FAILURE_TEXT, 0,
+                            "sending the request: "), strerror(errno))
+                return self.broken(c, ERR_RESET, realtime_ns(), text)
         if c.state == C_SENDING:
             c.state = C_RECEIVING
             self.watch(c, EPOLLIN)
@@ -503,8 +550,10 @@ cdef class NativeHttpTransport(Transport):
         cdef socklen_t length = sizeof(err)
         cdef unsigned int gen = c.gen
         if c.state == C_CONNECTING:
-            if getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &length) != 0 or err != 0:
-                return self.redial(c)
+            if getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &length) != 0:
+                return self.redial(c, errno)
+            if err != 0:
+                return self.redial(c, err)
             if ev & EPOLLOUT:
                 return self.connected(c)
             return 0
@@ -529,6 +578,7 @@ cdef class NativeHttpTransport(Transport):
         cdef long long room, want
         cdef long long budget = READ_BUDGET
         cdef int r
+        cdef char text[FAILURE_TEXT]
         while True:
             if (c.phase == P_LENGTH or c.phase == P_UNTIL_CLOSE) and c.buf_len == 0:
                 # Body bytes are only counted: the kernel drops them, nothing is copied.
@@ -553,7 +603,8 @@ cdef class NativeHttpTransport(Transport):
                     # Only a head (or a chunk line) still being read fills the buffer.
                     if c.buf_cap >= MAX_HEAD:
                         c.close_after = 1
-                        return self.fail(c, ERR_PROTOCOL, now)
+                        return self.fail(c, ERR_PROTOCOL, now,
+                                         "malformed answer: head or chunk line over 256 KiB")
                     grown = <char *> realloc(c.buf, 2 * c.buf_cap)
                     if grown == NULL:
                         raise MemoryError()
@@ -569,19 +620,25 @@ cdef class NativeHttpTransport(Transport):
                     if r == DONE:
                         return self.complete(c, now)
                     if r == BAD:
-                        return self.fail(c, ERR_PROTOCOL, now)
+                        text_append(text, FAILURE_TEXT, text_append(text, FAILURE_TEXT, 0,
+                                    "malformed answer: "), c.why)
+                        return self.fail(c, ERR_PROTOCOL, now, text)
                     if n < room or budget <= 0:
                         return 0             # drained (or enough for now): epoll says when more
                     continue
             if n == 0:
                 if c.phase == P_UNTIL_CLOSE:
                     return self.complete(c, now)
-                return self.broken(c, ERR_RESET, now)
+                return self.broken(c, ERR_RESET, now,
+                                   "server closed the connection before answering" if c.got == 0
+                                   else "server closed the connection mid-answer")
             if errno == EINTR:
                 continue
             if errno == EAGAIN:
                 return 0
-            return self.broken(c, ERR_RESET, now)
+            text_append(text, FAILURE_TEXT, text_append(text, FAILURE_TEXT, 0,
+                        "reading the answer: "), strerror(errno))
+            return self.broken(c, ERR_RESET, now, text)
 
     # ---- the answer's parser ----
 
@@ -599,7 +656,7 @@ cdef class NativeHttpTransport(Transport):
                     return MORE
                 r = self.parse_head(c, end)
                 if r == BAD:
-                    return BAD
+                    return BAD                     # c.why set by parse_head
                 pos = end
                 if r == INTERIM:
                     # 100 Continue and the like: the real answer follows.
@@ -631,6 +688,7 @@ cdef class NativeHttpTransport(Transport):
                 nl = <const char *> memchr(c.buf + pos, c'\n', c.buf_len - pos)
                 if nl == NULL:
                     if c.buf_len - pos > MAX_LINE:
+                        c.why = "chunk or trailer line over 4096 bytes"
                         return BAD
                     break
                 end = nl - c.buf                   # the '\n'
@@ -648,10 +706,12 @@ cdef class NativeHttpTransport(Transport):
                         else:
                             break                  # ';' extensions, '\r'
                         if size > (1LL << 56):
+                            c.why = "chunk size too large"
                             return BAD
                         take += 1
                     if take == pos:
-                        return BAD                 # no hex digit
+                        c.why = "chunk size not hexadecimal"
+                        return BAD
                     pos = end + 1
                     if size == 0:
                         c.phase = P_TRAILER
@@ -660,6 +720,7 @@ cdef class NativeHttpTransport(Transport):
                         c.phase = P_CHUNK_DATA
                 elif c.phase == P_CHUNK_END:
                     if end - pos > 1 or (end - pos == 1 and c.buf[pos] != c'\r'):
+                        c.why = "chunk longer than its size"
                         return BAD
                     pos = end + 1
                     c.phase = P_CHUNK_SIZE
@@ -687,8 +748,10 @@ cdef class NativeHttpTransport(Transport):
         cdef bint http10, chunked = False, has_length = False, keep_alive = False
         cdef long long length = 0
         if end < 12 or memcmp(b, b"HTTP/1.", 7) != 0 or b[8] != c' ':
+            c.why = "not an HTTP/1.x status line"
             return BAD
         if not (c'1' <= b[9] <= c'5' and c'0' <= b[10] <= c'9' and c'0' <= b[11] <= c'9'):
+            c.why = "status not three digits 100-599"
             return BAD
         c.status = (b[9] - c'0') * 100 + (b[10] - c'0') * 10 + (b[11] - c'0')
         http10 = b[7] == c'0'
@@ -705,6 +768,7 @@ cdef class NativeHttpTransport(Transport):
                 v = start + 15
                 while v < stop and (b[v] == c' ' or b[v] == c'\t'):
                     v += 1
+                c.why = "bad Content-Length"
                 if v == stop:
                     return BAD
                 length = 0
@@ -730,7 +794,8 @@ cdef class NativeHttpTransport(Transport):
             c.close_after = 1
         if c.status < 200:
             if c.status == 101:
-                return BAD                              # no protocol switches here
+                c.why = "101 Switching Protocols (no protocol switches here)"
+                return BAD
             return INTERIM
         if self.head_request or c.status == 204 or c.status == 304 or \
                 (has_length and length == 0 and not chunked):
@@ -747,19 +812,29 @@ cdef class NativeHttpTransport(Transport):
 
     # ---- endings ----
 
-    cdef int record(self, Conn *c, signed char kind, long long done_ns) except -1:
+    cdef int record(self, Conn *c, signed char kind, long long done_ns,
+                    const char *message) except -1:
+        """The request's ring row; a failure is also noted, under `message`, in the log."""
         self.unlink_busy(c)
-        if done_ns < c.sent_ns:
+        if c.sent_ns and done_ns < c.sent_ns:
             done_ns = c.sent_ns
         self.inflight -= 1
         self.ring.push(c.event, c.scheduled_ns, c.sent_ns, done_ns, c.status, kind,
                        self.bytes_out, c.bytes_in)
+        if kind != ERR_OK:
+            self.note_failure(kind, c.event, done_ns, message)
         c.event = -1
         return 0
 
     cdef int complete(self, Conn *c, long long now) except -1:
         cdef Host *h
-        self.record(c, ERR_OK if c.status < 400 else ERR_STATUS, now)
+        cdef char text[16]
+        if c.status < 400:
+            self.record(c, ERR_OK, now, NULL)
+        else:
+            text_append_int(text, sizeof(text), text_append(text, sizeof(text), 0, "HTTP "),
+                            c.status)
+            self.record(c, ERR_STATUS, now, text)
         c.served += 1
         if c.close_after or c.out_off < c.out_len:    # answered before the body was all sent
             return self.close_conn(c)
@@ -769,22 +844,25 @@ cdef class NativeHttpTransport(Transport):
         h.idle = c.index
         return 0
 
-    cdef int fail(self, Conn *c, signed char kind, long long now) except -1:
-        self.record(c, kind, now)
+    cdef int fail(self, Conn *c, signed char kind, long long now,
+                  const char *message) except -1:
+        self.record(c, kind, now, message)
         return self.close_conn(c)
 
-    cdef int broken(self, Conn *c, signed char kind, long long now) except -1:
+    cdef int broken(self, Conn *c, signed char kind, long long now,
+                    const char *message) except -1:
         """The connection broke under a request. A keep-alive connection the server closed
-        before reading this request is replaced and the request sent again, once."""
-        cdef long long event = c.event, scheduled_ns = c.scheduled_ns, sent_ns = c.sent_ns
+        before reading this request is replaced and the request sent again, once (its sent
+        stamp is then the second send's)."""
+        cdef long long event = c.event, scheduled_ns = c.scheduled_ns
         cdef int host = c.host
         cdef Conn *fresh
         if c.served == 0 or c.got != 0 or c.retried:
-            return self.fail(c, kind, now)
+            return self.fail(c, kind, now, message)
         self.unlink_busy(c)
         self.close_conn(c)
         fresh = self.new_conn(host)
-        self.assign(fresh, event, scheduled_ns, sent_ns, 1, realtime_ns())
+        self.assign(fresh, event, scheduled_ns, 1, realtime_ns())
         return self.dial(fresh, self.hosts[host].preferred)
 
     cdef int close_conn(self, Conn *c) except -1:
@@ -839,10 +917,25 @@ cdef class NativeHttpTransport(Transport):
             c = self.conns[self.busy_head]
             host = c.host
             c.close_after = 1
-            self.fail(c, ERR_TIMEOUT, arrived)
+            self.timed_out(c, arrived)
             if self.hosts[host].q_len:
                 self.serve_queue(host)
         return 0
+
+    cdef int timed_out(self, Conn *c, long long now) except -1:
+        # "timeout after 5 s waiting for the answer", or connecting to, sending, reading it
+        cdef char text[FAILURE_TEXT]
+        cdef size_t at = text_append(text, FAILURE_TEXT, 0, self.timeout_text)
+        if c.state == C_CONNECTING:
+            at = text_append(text, FAILURE_TEXT, at, " connecting to ")
+            text_append(text, FAILURE_TEXT, at, self.hosts[c.host].addr_text[c.addr_index])
+        elif c.state == C_SENDING:
+            text_append(text, FAILURE_TEXT, at, " sending the request")
+        elif c.got == 0:
+            text_append(text, FAILURE_TEXT, at, " waiting for the answer")
+        else:
+            text_append(text, FAILURE_TEXT, at, " reading the answer")
+        return self.fail(c, ERR_TIMEOUT, now, text)
 
     def close(self):
         self.release()
@@ -880,6 +973,18 @@ cdef class NativeHttpTransport(Transport):
 
     def __dealloc__(self):
         self.release()
+
+
+def address_text(bytes packed):
+    """'127.0.0.1:80' or '[::1]:80' of a packed sockaddr_in / sockaddr_in6."""
+    import socket
+    import struct
+    family = struct.unpack("=H", packed[:2])[0]
+    if family == socket.AF_INET and len(packed) >= 8:
+        return f"{socket.inet_ntop(socket.AF_INET, packed[4:8])}:{struct.unpack('!H', packed[2:4])[0]}"
+    if family == socket.AF_INET6 and len(packed) >= 24:
+        return f"[{socket.inet_ntop(socket.AF_INET6, packed[8:24])}]:{struct.unpack('!H', packed[2:4])[0]}"
+    return f"an address of family {family}"
 
 
 cdef long long blank_line_end(const char *b, long long start, long long length) noexcept nogil:

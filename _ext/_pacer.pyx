@@ -4,8 +4,12 @@
 Waiting and stamping run without the GIL and without Python objects; the GIL is taken at
 one seam, Transport.submit/flush/poll, where a Python transport (pycurl, grpcio) needs it.
 `cython -a _ext/_pacer.pyx` shows that seam as the only yellow in Pacer.run.
+
+Each transport also keeps a failure log (Transport.note_failure, a fixed table in C): per
+error kind, the first failure and its most common messages, written out by the worker at its
+end (replayer.failures).
 """
-from libc.string cimport memset
+from libc.string cimport memset, strncmp
 from cpython.pystate cimport PyThreadState
 
 cdef extern from "Python.h":
@@ -14,12 +18,14 @@ cdef extern from "Python.h":
     void PyEval_RestoreThread(PyThreadState *) nogil
 from clock cimport (realtime_ns, sleep_until_realtime_ns, cpu_relax,
                     load_acquire, store_release)
+from failure_text cimport text_append
 
 # RecordRow, RingHeader, the error kinds and the class attributes are declared in _pacer.pxd,
 # so that transports in other Cython modules (replayer._curl) write rows without the GIL.
 
 ERROR_KINDS = ("ok", "timeout", "connect", "reset", "tls", "protocol", "cancelled",
                "overload", "not_sent", "status", "other")
+assert len(ERROR_KINDS) == N_ERROR_KINDS
 
 # Control block: one int64 array in shared memory, written by the parent, read by pacers.
 # C constants for the loop (a Python global there would be a dict lookup per iteration),
@@ -140,10 +146,69 @@ cdef class Transport:
     """Base of every transport. Subclasses (Python or Cython) own their in-flight state and
     must write exactly one ring row per submitted request, then decrement `inflight`."""
 
+    def __cinit__(self):
+        memset(self.failures, 0, sizeof(self.failures))
+
     def __init__(self, RecordRing ring):
         self.ring = ring
         self.inflight = 0
         self.lead_ns = 0
+
+    cdef void note_failure(self, signed char kind, long long event, long long now,
+                           const char *message) noexcept nogil:
+        """Count one failed request in the failure log, under its message (see _pacer.pxd).
+        Called on failure paths only: a few string compares and at most one bounded copy."""
+        cdef FailureKindLog *log
+        cdef FailureMessage *m
+        cdef int k
+        if kind <= 0 or kind >= N_ERROR_KINDS:
+            return
+        log = &self.failures[kind]
+        if log.count == 0:
+            log.first_event = event
+            log.first_ns = now
+        log.count += 1
+        if message == NULL:
+            message = ""
+        for k in range(log.n_messages):
+            if strncmp(log.messages[k].text, message, FAILURE_TEXT - 1) == 0:
+                log.messages[k].count += 1
+                return
+        if log.n_messages < FAILURE_MESSAGES:
+            m = &log.messages[log.n_messages]
+            text_append(m.text, FAILURE_TEXT, 0, message)
+            m.count = 1
+            log.n_messages += 1
+        else:
+            log.other += 1
+
+    def note(self, int kind, long long event, long long now, message):
+        """note_failure for transports written in Python (grpcio)."""
+        cdef bytes text = message.encode("utf-8", "replace") if isinstance(message, str) \
+            else bytes(message)
+        self.note_failure(<signed char> kind, event, now, text)
+
+    def failure_log(self):
+        """The failure log as a dict: {kind: {"count", "first": {"message", "event",
+        "time_ns"}, "messages": [{"message", "count"}] in first-seen order,
+        "other_messages": failures whose message was not kept}}, failed kinds only."""
+        cdef int kind, k
+        cdef FailureKindLog *log
+        out = {}
+        for kind in range(N_ERROR_KINDS):
+            log = &self.failures[kind]
+            if log.count == 0:
+                continue
+            messages = [{"message": log.messages[k].text.decode("utf-8", "replace"),
+                         "count": log.messages[k].count} for k in range(log.n_messages)]
+            out[ERROR_KINDS[kind]] = {
+                "count": log.count,
+                "first": {"message": messages[0]["message"] if messages else "",
+                          "event": log.first_event, "time_ns": log.first_ns},
+                "messages": messages,
+                "other_messages": log.other,
+            }
+        return out
 
     cpdef int submit(self, long long event, long long scheduled_ns, long long sent_ns) except -1:
         raise NotImplementedError
@@ -197,6 +262,7 @@ cdef class Pacer:
     cdef public long long submitted
     cdef public long long overloaded
     cdef public long long not_sent
+    cdef bytes overload_message
 
     def __init__(self, const long long[::1] t_ns, long long first, long long stride,
                  long long[::1] control, long long spin_ns=50000, long long max_inflight=1 << 30,
@@ -222,6 +288,8 @@ cdef class Pacer:
         self.submitted = 0
         self.overloaded = 0
         self.not_sent = 0
+        self.overload_message = (f"over --max-inflight: {max_inflight} requests in flight, "
+                                 "not sent").encode()
 
     cdef long long now(self) noexcept nogil:
         if self.fake_clock:
@@ -288,6 +356,7 @@ cdef class Pacer:
         # the pacer wakes spin_ns before the due time either way.
         cdef long long lead = min(transport.lead_ns, self.spin_ns)
         cdef RecordRing ring = transport.ring
+        cdef const char *overload_message = self.overload_message
         self._time_scale = self.control[C_TIME_SCALE_PPM] / 1e6
         if start <= 0:
             raise ValueError("control block has no start time")
@@ -324,6 +393,7 @@ cdef class Pacer:
             if transport.inflight >= self.max_inflight:
                 # Open loop: never wait for a slot, say that this one could not go.
                 ring.push(i, due, 0, 0, 0, ERR_OVERLOAD, 0, 0)
+                transport.note_failure(ERR_OVERLOAD, i, now, overload_message)
                 self.overloaded += 1
             else:
                 transport.submit(i, due, now)   # GIL seam: one call per request
@@ -338,9 +408,11 @@ cdef class Pacer:
             transport.flush()
         self.next_index = i
         # Stopped early: every event left still gets its record.
+        now = self.now()
         while i < n:
             due = start + <long long>(self.t_ns[i] * self._time_scale)
             ring.push(i, due, 0, 0, 0, ERR_NOT_SENT, 0, 0)
+            transport.note_failure(ERR_NOT_SENT, i, now, "the run stopped before its due time")
             self.not_sent += 1
             i += self.stride
         self.next_index = i

@@ -34,6 +34,8 @@ typedef struct {
 
 /* Easy options */
 #define RC_OPT_WRITEDATA 10001
+#define RC_OPT_ERRORBUFFER 10010     /* not in pycurl: CURLOPTTYPE_OBJECTPOINT + 10; the
+                                        buffer holds CURL_ERROR_SIZE (256) bytes */
 #define RC_OPT_URL 10002
 #define RC_OPT_POSTFIELDS 10015
 #define RC_OPT_HTTPHEADER 10023
@@ -69,6 +71,7 @@ typedef struct {
 #define RC_INFO_RESPONSE_CODE 0x200002
 #define RC_INFO_PRIVATE 0x100015
 #define RC_INFO_SIZE_DOWNLOAD_T 0x600008
+#define RC_INFO_OS_ERRNO 0x200019
 
 #define RC_PIPE_MULTIPLEX 2
 #define RC_MSG_DONE 1
@@ -97,6 +100,7 @@ typedef struct {
     struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
     void (*slist_free_all)(struct curl_slist *);
     char *(*version)(void);
+    const char *(*easy_strerror)(int);
 } replayer_curl_api;
 
 static replayer_curl_api rc_api;
@@ -130,6 +134,7 @@ static const char *rc_load(const char *path) {
     RC_SYM(slist_append, "curl_slist_append")
     RC_SYM(slist_free_all, "curl_slist_free_all")
     RC_SYM(version, "curl_version")
+    RC_SYM(easy_strerror, "curl_easy_strerror")
 #undef RC_SYM
     if (rc_api.global_init(RC_GLOBAL_ALL) != 0)
         return "curl_global_init failed";

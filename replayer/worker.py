@@ -1,5 +1,6 @@
 """A worker process: attach to the shared schedule, build the transport, wait for the start
-time, run the Cython pacer over its share, then report its counters and exit."""
+time, run the Cython pacer over its share, then report its counters, write its failure log
+(failures-wNNN.json) and exit."""
 from __future__ import annotations
 
 import ctypes
@@ -44,6 +45,7 @@ class WorkerSpec:
     drain_timeout_ns: int
     parent_pid: int
     connect_wait_s: float = 2.0
+    run_dir: str | None = None          # where the failure log goes (none: not written)
 
 
 def _prctl(option: int, value: int) -> None:
@@ -74,6 +76,19 @@ def worker_main(spec: WorkerSpec) -> None:
         traceback.print_exc(file=sys.stderr)
         sys.stderr.flush()
         os._exit(3)
+
+
+def _write_failure_log(spec: WorkerSpec, transport) -> None:
+    # Also after the pacer raised: the failures so far explain the records so far. A log that
+    # cannot be written costs only the messages, never the run.
+    if spec.run_dir is None:
+        return
+    from replayer.failures import write_failures
+    try:
+        write_failures(spec.run_dir, spec.index, transport.failure_log())
+    except (OSError, ValueError) as exc:
+        print(f"replayer: worker {spec.index}: cannot write its failure log in {spec.run_dir} "
+              f"({exc})", file=sys.stderr, flush=True)
 
 
 def _run(spec: WorkerSpec, status: np.ndarray) -> None:
@@ -113,5 +128,6 @@ def _run(spec: WorkerSpec, status: np.ndarray) -> None:
         status[ST_SPIN_WINDOW_NS] = pacer.spin_window_ns
         cpu1 = os.times()
         status[ST_CPU_NS] = int(((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) * 1e9)
+        _write_failure_log(spec, transport)
     transport.close()
     status[ST_STATE] = STATE_DONE

@@ -59,7 +59,9 @@ CURL_PER_REQUEST = ("cpdef int submit", "cpdef int flush", "cpdef int poll", "cd
                     "cdef size_t read_grpc_status", "cdef int watch_socket", "cdef int set_timer", "cdef int close_socket",
                     "cdef signed char curl_error_kind", 
                     "cdef signed char grpc_kind", "cdef long grpc_code_of_failure",
-                    "cdef long grpc_code_of_http_status")
+                    "cdef long grpc_code_of_http_status", "cdef void percent_decode",
+                    "cdef inline int hex_value", "cdef const char *grpc_failure_text",
+                    "cpdef int abort")
 
 
 # replayer's own HTTP/1.1 client: the same rule; a `raise` (out of memory, a failed epoll_ctl)
@@ -70,8 +72,14 @@ H1_PER_REQUEST = ("cpdef int submit", "cpdef int flush", "cpdef int poll", "cdef
                   "cdef int write_out", "cdef int on_event", "cdef int read_answer",
                   "cdef int parse", "cdef int finished", "cdef int parse_head", "cdef int record",
                   "cdef int complete", "cdef int fail", "cdef int broken", "cdef int close_conn",
-                  "cdef int pump",  "cdef long long blank_line_end",
+                  "cdef int pump",  "cdef long long blank_line_end", "cdef int dial",
+                  "cdef int dial_failed", "cdef int redial", "cdef int timed_out",
+                  "cpdef int abort",
                   "cdef inline bint header_is", "cdef bint value_has")
+
+
+# The failure log every transport writes into on a failure (a bounded copy, no allocation).
+PACER_PER_FAILURE = ("cdef void note_failure",)
 
 
 def _python_lines(tmp_path: Path, module: str, functions: tuple[str, ...]) -> list[str]:
@@ -104,6 +112,11 @@ def _python_lines(tmp_path: Path, module: str, functions: tuple[str, ...]) -> li
 def test_curl_transport_per_request_code_is_plain_c(tmp_path):
     offenders = _python_lines(tmp_path, "_curl", CURL_PER_REQUEST)
     assert not offenders, "Python operations in the libcurl transport:\n" + "\n".join(offenders)
+
+
+def test_failure_log_is_plain_c(tmp_path):
+    offenders = _python_lines(tmp_path, "_pacer", PACER_PER_FAILURE)
+    assert not offenders, "Python operations in the failure log:\n" + "\n".join(offenders)
 
 
 def test_native_http_per_request_code_is_plain_c(tmp_path):

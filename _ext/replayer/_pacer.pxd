@@ -34,6 +34,27 @@ cdef enum:
     ERR_OTHER = 10
 
 
+# The failure log each transport keeps (Transport.note_failure): per error kind, the first
+# FAILURE_MESSAGES distinct messages with their counts; failures whose message does not fit
+# among them are only counted (`other`). Fixed size: a failure costs at most a bounded copy.
+cdef enum:
+    N_ERROR_KINDS = 11
+    FAILURE_MESSAGES = 8
+    FAILURE_TEXT = 200       # bytes kept of a message, its terminating NUL included
+
+ctypedef struct FailureMessage:
+    long long count
+    char text[FAILURE_TEXT]
+
+ctypedef struct FailureKindLog:
+    long long count
+    long long first_event
+    long long first_ns
+    long long other
+    int n_messages
+    FailureMessage messages[FAILURE_MESSAGES]
+
+
 cdef class RecordRing:
     cdef RingHeader *header
     cdef RecordRow *rows
@@ -51,7 +72,10 @@ cdef class Transport:
     # How long before its due time the pacer hands a request over. A transport with a lead
     # does its set-up work early and holds the request back until the due time itself.
     cdef public long long lead_ns
+    cdef FailureKindLog failures[N_ERROR_KINDS]
 
+    cdef void note_failure(self, signed char kind, long long event, long long now,
+                           const char *message) noexcept nogil
     cpdef int submit(self, long long event, long long scheduled_ns, long long sent_ns) except -1
     cpdef int flush(self) except -1
     cpdef int poll(self, long long timeout_ns) except -1

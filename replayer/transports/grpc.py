@@ -5,6 +5,10 @@ invoker dials one per request). Requests are pre-serialised bytes, so any unary 
 grpcio completes calls on its own threads: their callbacks only stamp the time and queue the
 call; the worker's thread turns queued calls into records in poll(), so the ring keeps one
 writer.
+
+Stamps: grpcio writes a call on its own threads, out of sight, so `sent_ns` is when the call
+was handed to grpcio (at its due time); a call that failed to connect never left and has none.
+Failures are noted in the failure log as "STATUS_NAME: details".
 """
 from __future__ import annotations
 
@@ -16,9 +20,11 @@ import grpc
 from replayer import _pacer
 from replayer.helloworld import hello_request
 from replayer.records import ErrorKind
-from replayer.transports import TransportConfig, traceparent
+from replayer.transports import TransportConfig, traceparent, url_host
 
 _OK = int(ErrorKind.OK)
+_CONNECT = int(ErrorKind.CONNECT)
+_CANCELLED = int(ErrorKind.CANCELLED)
 
 
 def _error_kind(code: grpc.StatusCode, details: str) -> int:
@@ -57,10 +63,10 @@ class GrpcTransport(_pacer.Transport):
         self.calls = []
         options = [("grpc.enable_retries", 0), ("grpc.max_receive_message_length", -1),
                    ("grpc.max_send_message_length", -1)]
-        for endpoint in config.endpoints:
-            authority = f"{endpoint}:{config.port}"
-            addr = config.address(endpoint)
-            target = f"{addr}:{config.port}" if addr else authority
+        for host, port in config.host_ports():
+            authority = f"{url_host(host)}:{port}"
+            addr = config.address(host)
+            target = f"{url_host(addr.strip('[]'))}:{port}" if addr else authority
             opts = options + ([("grpc.default_authority", authority)] if addr else [])
             channel = grpc.insecure_channel(target, options=opts)
             self.channels.append(channel)
@@ -105,7 +111,11 @@ class GrpcTransport(_pacer.Transport):
                 bytes_in = len(future.result())
                 kind = _OK
             else:
-                kind = _error_kind(code, future.details())
+                details = future.details() or ""
+                kind = _error_kind(code, details)
+                if kind == _CONNECT:
+                    sent_ns = 0        # the dial failed: the call never left
+                self.note(kind, event, done_ns, f"{code.name}: {details}" if details else code.name)
             ring.record(event, scheduled_ns, sent_ns, done_ns, code.value[0], kind,
                         self.bytes_out, bytes_in)
             self.inflight -= 1
@@ -128,7 +138,8 @@ class GrpcTransport(_pacer.Transport):
         now = _pacer.now_ns()
         for key, (future, event, scheduled_ns, sent_ns) in list(self.pending.items()):
             self.ring.record(event, scheduled_ns, sent_ns, now, grpc.StatusCode.CANCELLED.value[0],
-                             int(ErrorKind.CANCELLED), self.bytes_out, 0)
+                             _CANCELLED, self.bytes_out, 0)
+            self.note(_CANCELLED, event, now, "cancelled at the end of the run, waiting for the answer")
             del self.pending[key]
             self.inflight -= 1
         self.completed.clear()

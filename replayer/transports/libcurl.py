@@ -12,7 +12,7 @@ from __future__ import annotations
 import ctypes.util
 from urllib.parse import urlsplit
 
-from replayer.transports import TransportConfig
+from replayer.transports import TransportConfig, url_host
 
 # CURL_HTTP_VERSION_* values (libcurl ABI)
 HTTP_VERSIONS = {"1.1": 2, "2": 3, "h2c": 5}
@@ -38,7 +38,8 @@ def libcurl_path() -> str:
 
 
 def resolve_entries(urls: list[str], config: TransportConfig) -> list[str]:
-    """--resolve as libcurl's CURLOPT_RESOLVE lines: HOST:PORT:ADDRESS per URL host."""
+    """--resolve as libcurl's CURLOPT_RESOLVE lines: HOST:PORT:ADDRESS per URL host (never an
+    IPv6 address: such a line cannot name one)."""
     entries = []
     for url in sorted(set(urls)):
         parts = urlsplit(url)
@@ -81,7 +82,8 @@ def grpc_transport(ring, config: TransportConfig, target_column):
     grpc-timeout so the server stops working on it too."""
     if config.payload is None:
         raise ValueError("gRPC needs a serialised request message")
-    urls = [f"http://{e}:{config.port}{config.grpc_method}" for e in config.endpoints]
+    urls = [f"http://{url_host(host)}:{port}{config.grpc_method}"
+            for host, port in config.host_ports()]
     message = config.payload
     framed = b"\x00" + len(message).to_bytes(4, "big") + message
     timeout_ms = max(1, int(config.timeout_s * 1000))

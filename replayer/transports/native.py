@@ -14,7 +14,7 @@ import struct
 import urllib.request
 from urllib.parse import urlsplit
 
-from replayer.transports import TransportConfig
+from replayer.transports import TransportConfig, url_host
 
 TRACE_PLACEHOLDER = "00-" + "0" * 32 + "-" + "0" * 16 + "-01"
 
@@ -104,6 +104,7 @@ def native_transport(ring, config: TransportConfig, target_column):
     # Connections are per host:port, as libcurl counts them for --connections.
     hosts: dict[tuple[str, int], int] = {}
     addresses: list[list[bytes]] = []
+    host_names: list[str] = []
     for url in urls:
         data, offset = build_request(url, method, ["Expect:"] + list(config.headers),
                                      config.payload, tracing)
@@ -113,9 +114,11 @@ def native_transport(ring, config: TransportConfig, target_column):
         key = ((parts.hostname or "").lower(), parts.port or 80)
         if key not in hosts:
             hosts[key] = len(addresses)
-            addresses.append(socket_addresses(config.address(key[0]) or key[0], key[1]))
+            address = (config.address(key[0]) or key[0]).strip("[]")
+            addresses.append(socket_addresses(address, key[1]))
+            host_names.append(f"{url_host(key[0])}:{key[1]}")
         host_of.append(hosts[key])
     return _h1.NativeHttpTransport(
         ring, target_column, requests, host_of, addresses, max(1, int(config.timeout_s * 1e9)),
         config.connections, len(config.payload or b""), method.upper() == "HEAD",
-        config.trace_id_high, offsets)
+        config.trace_id_high, offsets, host_names)
