@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,10 +27,10 @@ from replayer.config import RunOptions
 from replayer.errors import InputError, RunError
 from replayer.export import export_latf
 from replayer.records import RecordWriter, RingDrain, records_path
-from replayer.schedule import NS_PER_S, Schedule, worker_shards
-from replayer.summary import format_summary, summarize_run
-from replayer.traces import load_schedule
-from replayer.transports import TransportConfig, http_client_of
+from replayer.schedule import MINUTE_NS, NS_PER_S, Schedule, worker_shards
+from replayer.summary import Progress, format_summary, summarize_run
+from replayer.traces import load_schedule_units
+from replayer.transports import TransportConfig, check_endpoints, http_client_of, local_endpoint
 from replayer.worker import (ST_CPU_NS, ST_EVENTS, ST_NOT_SENT, ST_OVERLOADED, ST_RING_WAITS,
                              ST_SPIN_WINDOW_NS, ST_STATE, ST_SUBMITTED, STATE_FAILED, STATE_READY,
                              STATUS_FIELDS, WorkerSpec, worker_main)
@@ -156,28 +157,44 @@ class Orchestrator:
 
     # -- plan ---------------------------------------------------------------------------------
     def load(self) -> Schedule:
+        """The first -warmup + -duration units of the load, as the invoker replays them (a
+        shorter load is replayed whole, with a warning), once -latf is known to be writable."""
         opts = self.opts
         t0 = time.monotonic()
-        schedule = load_schedule(opts.trace_file, minute=opts.minute, max_units=opts.duration)
+        wanted = opts.warmup + opts.duration
+        schedule, units = load_schedule_units(opts.trace_file, minute=opts.minute,
+                                              max_units=wanted)
         self.debug(f"decoded {len(schedule)} requests for {len(schedule.targets)} endpoints from "
-                   f"{opts.trace_file} in {time.monotonic() - t0:.2f}s")
+                   f"{opts.trace_file} ({units} units) in {time.monotonic() - t0:.2f}s")
         if len(schedule) == 0:
-            raise InputError(f"{opts.trace_file}: no requests in the first {opts.duration} "
-                             "units; nothing to replay")
+            raise InputError(f"{opts.trace_file}: no requests in the first {wanted} units "
+                             f"(-warmup {opts.warmup} + -duration {opts.duration}); nothing to "
+                             "replay")
+        if opts.latf:
+            check_latf(opts.latf)
+        if units < wanted:
+            measured = max(0, units - opts.warmup)
+            self.log(f"warning: {opts.trace_file} holds {_units(units, schedule.unit_ns)}, "
+                     f"fewer than -warmup {opts.warmup} + -duration {opts.duration}: replaying "
+                     f"{units}, " + (f"measuring the last {measured}" if measured else
+                                     "measuring none (all of it is warm-up)"))
         return schedule
 
     def transport_config(self, schedule: Schedule) -> TransportConfig:
         opts = self.opts
         resolve, port = dict(opts.resolve_map), opts.port
+        endpoints = list(schedule.targets)
         if self.local_target is not None:
             resolve = {"*": "127.0.0.1"}
             port = self.local_target.ports["http" if opts.protocol == "http" else "grpc"]
+            # Every endpoint goes to the local target: its own port gives way too.
+            endpoints = [local_endpoint(e) for e in endpoints]
         payload = opts.payload()
         if opts.protocol == "grpc" and payload is None:
             from replayer.helloworld import hello_request
             payload = hello_request(opts.grpc_name)
         config = TransportConfig(
-            protocol=opts.protocol, endpoints=list(schedule.targets), port=port,
+            protocol=opts.protocol, endpoints=endpoints, port=port,
             timeout_s=opts.timeout, resolve=resolve, url_template=opts.url_template,
             method=opts.method, headers=opts.headers, payload=payload,
             http_version=opts.http_version, insecure=opts.insecure,
@@ -196,6 +213,8 @@ class Orchestrator:
     def run(self) -> int:
         opts = self.opts
         schedule = self.load()
+        # Before the run directory exists: a malformed endpoint leaves nothing behind.
+        check_endpoints(schedule.targets, opts.trace_file, opts.protocol, opts.url_template)
         run_dir = opts.run_dir()
         _prepare_run_dir(run_dir)
         _check_disk_space(run_dir, len(range(opts.shard_index, len(schedule), opts.shard_count)))
@@ -225,7 +244,7 @@ class Orchestrator:
             spin_max_us = DEFAULT_SPIN_MAX_US if pin and workers < len(cpus) else opts.spin_us
         if not opts.no_pin and not pin:
             self.log(f"{workers} workers on {len(cpus)} CPUs: not pinning")
-        warmup_ns = opts.warmup * opts.unit_s * NS_PER_S
+        warmup_ns = opts.warmup * schedule.unit_ns     # the load's unit (a columnar file's own)
         tconf = self.transport_config(schedule)
 
         # A load.json is decoded straight into shared segments: they are shared as they are.
@@ -266,7 +285,7 @@ class Orchestrator:
                 spin_ns=opts.spin_us * 1000, max_spin_ns=spin_max_us * 1000,
                 max_inflight=opts.max_inflight,
                 drain_timeout_ns=int(opts.timeout * NS_PER_S) + 1_000_000_000,
-                parent_pid=os.getpid()))
+                parent_pid=os.getpid(), run_dir=str(run_dir)))
 
         run_info = {
             "version": __version__, "options": asdict(opts), "host": socket.gethostname(),
@@ -376,10 +395,14 @@ class Orchestrator:
 
     def _supervise(self) -> None:
         """Until every worker has exited: write records at least every --flush-ms, sooner when
-        a ring is a quarter full (so a fast worker never waits for room), and watch workers."""
+        a ring is a quarter full (so a fast worker never waits for room), watch workers, and
+        show progress on stderr (summary.Progress)."""
         flush_every = self.opts.flush_ms / 1000.0
-        progress = sys.stderr.isatty()
-        last_flush = last_progress = time.monotonic()
+        tty = sys.stderr.isatty()
+        progress = Progress([d.live for d in self.drains], self.node_events,
+                            int(self.control[_pacer.CONTROL_START_NS]),
+                            int(self.writers[0].schedule_end_ns * self.opts.time_scale), tty)
+        last_flush = time.monotonic()
         while True:
             alive = False
             for k, p in enumerate(self.procs):
@@ -405,10 +428,9 @@ class Orchestrator:
                         self._drain(d)
             if not alive or self.write_error is not None:
                 return
-            if progress and now - last_progress >= 1.0:
-                last_progress = now
-                done = sum(w.rows_written for w in self.writers)
-                print(f"\r  {done} of {self.node_events} recorded", end="", file=sys.stderr, flush=True)
+            if progress.due(now):
+                print(progress.line(now, _pacer.now_ns()), end="" if tty else "\n",
+                      file=sys.stderr, flush=True)
             time.sleep(SUPERVISE_TICK_S)
 
     def _drain_all(self) -> None:
@@ -430,7 +452,7 @@ class Orchestrator:
     def _finish(self, run_info: dict, node_events: int) -> int:
         opts = self.opts
         if sys.stderr.isatty():
-            print("\r", end="", file=sys.stderr)
+            print("\r\033[K", end="", file=sys.stderr)     # erase the progress line
         summary = summarize_run(self.run_dir, node_events)
         summary["workers"] = [
             {"worker": k, "events": int(self.status[k, ST_EVENTS]),
@@ -446,9 +468,18 @@ class Orchestrator:
         if self.stop_requests:
             summary["stopped"] = "interrupted" if self.stop_requests == 1 else "aborted"
         if opts.latf:
-            path = latf_path(opts.latf, self.run_dir)
-            export_latf(self.run_dir, path, include_warmup=False, from_intended=False, problems=[])
-            summary["latf"] = str(path)
+            # Written in the run directory, then copied where the invoker puts it.
+            kept = self.run_dir / latf_path(opts.latf).name
+            export_latf(self.run_dir, kept, include_warmup=False, from_intended=False, problems=[])
+            path = latf_path(opts.latf)
+            try:
+                if not (path.exists() and path.samefile(kept)):
+                    shutil.copyfile(kept, path)
+                summary["latf"] = str(path)
+            except OSError as exc:
+                self.log(f"-latf {opts.latf}: cannot write {path} ({exc.strerror or exc}); the "
+                         f"latencies are in {kept}")
+                summary["latf"] = str(kept)
         if self.trace_id_high is not None:
             from replayer.tracing import post_spans
             name = opts.grpc_method if opts.protocol == "grpc" else (opts.method or "GET")
@@ -488,11 +519,41 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, "")).replace("%7B", "{").replace("%7D", "}")
 
 
-def latf_path(name: str, run_dir: Path) -> Path:
-    """Where -latf NAME writes the invoker's rps_NAME: in the run directory for a bare NAME,
-    in NAME's own directory when it has one."""
+def latf_path(name: str) -> Path:
+    """Where -latf NAME writes the invoker's rps_NAME: in the working directory for a bare
+    NAME (as the invoker, whose users' scripts read it there), in NAME's own directory when it
+    has one. The run directory keeps a copy."""
     p = Path(name)
-    return (p.parent if str(p.parent) not in ("", ".") else run_dir) / f"rps_{p.name}"
+    return p.parent / f"rps_{p.name}"
+
+
+def check_latf(name: str) -> None:
+    """Before the run: rps_NAME's directory exists (made if missing) and is writable, so the
+    latencies are not lost at the end."""
+    path = latf_path(name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"-latf {name}: cannot create directory {path.parent} "
+                         f"({exc.strerror or exc}); give another -latf") from None
+    existed = path.exists()
+    try:
+        # Opened, not checked with os.access: that says yes to root on a read-only mount.
+        with open(path, "ab"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as exc:
+        raise InputError(f"-latf {name}: cannot write {path} ({exc.strerror or exc}); give "
+                         "another -latf (or -latf '' for none)") from None
+
+
+def _units(count: int, unit_ns: int) -> str:
+    """'3 minutes', '1 second', '2 units of 0.5 s'."""
+    name = {MINUTE_NS: "minute", NS_PER_S: "second"}.get(unit_ns)
+    if name is None:
+        return f"{count} unit{'s' if count != 1 else ''} of {unit_ns / NS_PER_S:g} s"
+    return f"{count} {name}{'s' if count != 1 else ''}"
 
 
 def run_command(opts: RunOptions) -> int:

@@ -1,7 +1,7 @@
 """The report's pictures, as PNG bytes (matplotlib, Agg backend: no display needed).
 
 latency_over_time  latency percentile bands per time bin (by send time), log scale
-rate_over_time     intended vs achieved requests per second (and successful completions)
+rate_over_time     intended vs sent requests per second (and successful completions)
 send_lag           send-lag histogram and CDF, with the 100 µs and 1 ms marks
 latency_cdf        latency CDF per endpoint and its tail (1 - CDF), log scales
 errors_over_time   requests that failed per second, stacked by error kind
@@ -102,12 +102,12 @@ def rate_over_time(sched_s, sent_s, ok_done_s, width, nbins) -> bytes:
     fig, ax = plt.subplots(figsize=_FIGSIZE)
     x = np.arange(nbins + 1) * width
     for data, label, style in ((sched_s, "intended (scheduled)", dict(color="black", lw=1.6, ls="--")),
-                               (sent_s, "achieved (sent)", dict(color="tab:blue", lw=1.2)),
+                               (sent_s, "sent", dict(color="tab:blue", lw=1.2)),
                                (ok_done_s, "completed successfully", dict(color="tab:green", lw=1))):
         counts = np.bincount(np.clip((data / width).astype(np.int64), 0, nbins - 1),
                              minlength=nbins) if data.size else np.zeros(nbins)
         ax.stairs(counts / width, x, label=label, **style)
-    ax.set_title(f"Requests per second: intended vs achieved ({width:g} s bins)")
+    ax.set_title(f"Requests per second: intended, sent and answered ({width:g} s bins)")
     ax.set_xlabel("time since start (s)")
     ax.set_ylabel("requests per second")
     ax.set_ylim(bottom=0)

@@ -1,5 +1,9 @@
 """Exact statistics from records: percentiles, rates, schedule fidelity.
 
+Rates (one definition, see `rates`): requests per second of the schedule's duration. Fidelity
+(`lag_fidelity`): how late requests were sent against their schedule, and whether every one
+was sent; a schedule counts as kept when lag p99 stays within `kept_lag_limit_ns`.
+
 Percentile definition: nearest rank (numpy ``method="inverted_cdf"``, Hyndman & Fan type 1).
 The p-th percentile is the smallest recorded value v such that at least p% of the values are
 <= v. It is always a value that was actually measured (never an interpolation between two),
@@ -18,7 +22,13 @@ PERCENTILE_LABELS = ("p50", "p90", "p95", "p99", "p99.9", "max")
 PERCENTILE_METHOD = "inverted_cdf"
 
 # Send-lag thresholds of the fidelity check, in nanoseconds.
-LATE_THRESHOLDS_NS = {"late_100us": 100_000, "late_1ms": 1_000_000}
+LATE_THRESHOLDS_NS = {"late_100us": 100_000, "late_1ms": 1_000_000, "late_10ms": 10_000_000}
+# A schedule was kept when every request was sent and send lag p99 is at most the larger of
+# KEPT_LAG_FLOOR_NS and KEPT_LAG_GAP_SHARE of the mean gap between scheduled sends: a sender
+# this close to its schedule delivers the intended arrival process (equidistant, Poisson or
+# a trace's own), whatever a test of the gaps' shape would say.
+KEPT_LAG_FLOOR_NS = 1_000_000
+KEPT_LAG_GAP_SHARE = 0.1
 
 
 def percentiles(values: np.ndarray, qs=PERCENTILES) -> np.ndarray:
@@ -166,28 +176,75 @@ def distribution(values_ns: np.ndarray) -> dict:
     return out
 
 
-def rate(times_ns: np.ndarray) -> float | None:
-    """Events per second over the span of the given times: (n - 1) gaps over (last - first).
-    None when fewer than two events or a zero span."""
-    times_ns = np.asarray(times_ns)
-    if times_ns.size < 2:
+def schedule_duration_ns(scheduled: int, first_ns: int, last_ns: int) -> float | None:
+    """How long a schedule of `scheduled` requests, the first due at first_ns and the last at
+    last_ns, lasts: its span plus one mean gap, so that n requests 1/r apart make rate r
+    exactly. None for fewer than two requests or a zero span (no rate)."""
+    span = int(last_ns) - int(first_ns)
+    if scheduled < 2 or span <= 0:
         return None
-    span = int(times_ns.max()) - int(times_ns.min())
-    if span <= 0:
-        return None
-    return (times_ns.size - 1) * 1e9 / span
+    return span * scheduled / (scheduled - 1)
 
 
-def lag_fidelity(lag_ns: np.ndarray, not_sent: int, total: int) -> dict:
-    """How closely sends followed the schedule: lag percentiles and the share of requests
-    sent later than each threshold (requests never sent count as late)."""
+def rates(scheduled: int, sent: int, answered: int, duration_ns: float | None) -> dict:
+    """The run's rates, one definition for the run summary, `replayer report` and `replayer
+    compare`: scheduled, sent and successfully answered requests, each per second of the
+    schedule's duration (schedule_duration_ns). A sender that keeps its schedule sends at the
+    intended rate; one that drops requests sends at less."""
+    if not duration_ns:
+        return {"intended": None, "sent": None, "answered": None, "duration_s": None}
+    per_s = 1e9 / duration_ns
+    return {"intended": scheduled * per_s, "sent": sent * per_s, "answered": answered * per_s,
+            "duration_s": duration_ns / 1e9}
+
+
+def kept_lag_limit_ns(intended_rate: float | None) -> float:
+    """The send-lag p99 a kept schedule stays within (see KEPT_LAG_FLOOR_NS)."""
+    if not intended_rate:
+        return KEPT_LAG_FLOOR_NS
+    return max(KEPT_LAG_FLOOR_NS, KEPT_LAG_GAP_SHARE * 1e9 / intended_rate)
+
+
+def schedule_verdict(requests: int, never_sent: dict[str, int], lag_p99_ns: float | None,
+                     intended_rate: float | None) -> dict:
+    """Was the schedule kept? Only if every request was sent and send lag p99 is within
+    kept_lag_limit_ns. `never_sent` counts the requests never sent, by error kind."""
+    limit = kept_lag_limit_ns(intended_rate)
+    never = {k: int(v) for k, v in sorted(never_sent.items(), key=lambda kv: -kv[1]) if v}
+    total = sum(never.values())
+    reasons = []
+    if total:
+        kinds = ", ".join(f"{k} {v:,}" for k, v in never.items())
+        reasons.append(f"{total:,} of {requests:,} requests never sent ({kinds})")
+    if lag_p99_ns is not None and lag_p99_ns > limit:
+        reasons.append(f"send lag p99 {fmt_ns(lag_p99_ns)} over the {fmt_ns(limit)} limit")
+    return {"kept": not reasons, "lag_p99_limit_ns": int(limit), "never_sent": total,
+            "never_sent_by_kind": never, "reasons": reasons}
+
+
+def lag_fidelity(lag_ns: np.ndarray, never_sent: dict[str, int], requests: int,
+                 intended_rate: float | None) -> dict:
+    """How closely sends followed the schedule: lag percentiles, the share of sent requests
+    later than each threshold, the share never sent, and the verdict (schedule_verdict)."""
     lag_ns = np.asarray(lag_ns)
-    out = {"lag": distribution(lag_ns), "requests": int(total), "not_sent": int(not_sent)}
+    not_sent = sum(int(v) for v in never_sent.values())
+    out = {"lag": distribution(lag_ns), "requests": int(requests), "sent": int(lag_ns.size),
+           "not_sent": not_sent, "not_sent_share": not_sent / requests if requests else None}
     for key, threshold in LATE_THRESHOLDS_NS.items():
-        late = int(np.count_nonzero(lag_ns > threshold)) + int(not_sent)
-        out[key] = late / total if total else None
+        out[key] = int(np.count_nonzero(lag_ns > threshold)) / lag_ns.size if lag_ns.size else None
     out["early"] = int(np.count_nonzero(lag_ns < 0))
+    out["verdict"] = schedule_verdict(requests, never_sent, out["lag"]["p99"], intended_rate)
     return out
+
+
+def format_verdict(verdict: dict, lag_p99_ns: float | None, late_1ms: float | None) -> str:
+    """'kept: lag p99 120µs (limit 1ms), 0.10% of sends later than 1 ms' or
+    'not kept: <reasons>'."""
+    if not verdict["kept"]:
+        return "not kept: " + "; ".join(verdict["reasons"])
+    late = "" if late_1ms is None else f", {100 * late_1ms:.2f}% of sends later than 1 ms"
+    return (f"kept: lag p99 {fmt_ns(lag_p99_ns)} (limit {fmt_ns(verdict['lag_p99_limit_ns'])})"
+            f"{late}")
 
 
 def rescaled_gaps(times_ns: np.ndarray, unit_starts_ns: np.ndarray, unit_rates: np.ndarray) -> np.ndarray:
@@ -213,15 +270,6 @@ def ks_exponential(scaled_gaps: np.ndarray) -> dict | None:
     result = _sp.kstest(scaled_gaps, "expon")
     return {"n": int(scaled_gaps.size), "statistic": float(result.statistic),
             "pvalue": float(result.pvalue)}
-
-
-def ks_two_sample(a: np.ndarray, b: np.ndarray) -> dict | None:
-    """Two-sample KS statistic between achieved and intended inter-arrival gaps."""
-    if len(a) < 20 or len(b) < 20:
-        return None
-    from scipy import stats as _sp
-    result = _sp.ks_2samp(a, b)
-    return {"n": int(len(a)), "statistic": float(result.statistic), "pvalue": float(result.pvalue)}
 
 
 def unit_rates(scheduled_ns: np.ndarray, unit_ns: int, origin_ns: int) -> tuple[np.ndarray, np.ndarray]:

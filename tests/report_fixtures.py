@@ -33,10 +33,29 @@ class SyntheticRun:
         return self.t_ns >= self.warmup_ns
 
 
+def write_records(run_dir: Path, rows: np.ndarray, t_ns: np.ndarray, warmup_ns: int = 0,
+                  targets: list[str] = TARGETS, target: np.ndarray | None = None,
+                  workers: int = 1, run_json: dict | None = None) -> Path:
+    """Hand-made records (ROW_DTYPE rows in event order, sent_ns/done_ns 0 for null) written
+    as `replayer run` writes them, worker k holding events k, k + workers, ..."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    target = np.zeros(len(t_ns), np.int32) if target is None else target
+    for w in range(workers):
+        writer = RecordWriter(records_path(run_dir, w), w, target, targets, None, t_ns, warmup_ns,
+                              {"source": "hand-made"})
+        writer.write(rows[w::workers].copy())
+        writer.close()
+    meta = {"start_ns": START_NS, "targets": targets,
+            "schedule": {"requests": len(t_ns), "unit_ns": 1_000_000_000, "time_scale": 1.0}}
+    (run_dir / "run.json").write_text(json.dumps(run_json or meta))
+    return run_dir
+
+
 def make_run(run_dir: Path, n: int = 100_000, workers: int = 2, seconds: float = 10.0,
              warmup_s: float = 2.0, seed: int = 7, error_share: float = 0.02,
              unsent_share: float = 0.002, poisson: bool = True, batch: int = 8192,
-             lag_ns_scale: float = 20_000.0) -> SyntheticRun:
+             lag_ns_scale: float = 20_000.0, targets: list[str] = TARGETS) -> SyntheticRun:
     """n requests over `seconds`, Poisson arrivals (or evenly spaced), lognormal latencies,
     exponential send lag, some errors, some never sent (sent/done null) and some sent but
     never completed (done null, timeout)."""
@@ -47,7 +66,7 @@ def make_run(run_dir: Path, n: int = 100_000, workers: int = 2, seconds: float =
         t_ns = np.sort(rng.uniform(0, seconds * 1e9, n)).astype(np.int64)
     else:
         t_ns = (np.arange(n) * (seconds * 1e9 / n)).astype(np.int64)
-    target = rng.integers(0, len(TARGETS), n).astype(np.int32)
+    target = rng.integers(0, len(targets), n).astype(np.int32)
     cls = rng.integers(0, len(CLASSES), n).astype(np.int16)
     rows = np.zeros(n, ROW_DTYPE)
     rows["event"] = np.arange(n)
@@ -84,7 +103,7 @@ def make_run(run_dir: Path, n: int = 100_000, workers: int = 2, seconds: float =
         order = np.argsort(np.where(mine["done_ns"] > 0, mine["done_ns"], mine["scheduled_ns"]),
                            kind="stable")
         mine = mine[order]
-        writer = RecordWriter(records_path(run_dir, w), w, target, TARGETS, cls, t_ns, warmup_ns, meta)
+        writer = RecordWriter(records_path(run_dir, w), w, target, targets, cls, t_ns, warmup_ns, meta)
         for i in range(0, len(mine), batch):
             writer.write(mine[i:i + batch].copy())
         writer.close()
@@ -94,7 +113,7 @@ def make_run(run_dir: Path, n: int = 100_000, workers: int = 2, seconds: float =
         "start_ns": START_NS,
         "schedule": {"requests": n, "unit_ns": 1_000_000_000, "time_scale": 1.0,
                      "arrivals": "poisson" if poisson else "trace"},
-        "targets": TARGETS,
+        "targets": targets,
         "classes": CLASSES,
     }
     (run_dir / "run.json").write_text(json.dumps(run_json))
