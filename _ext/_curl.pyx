@@ -74,6 +74,7 @@ cdef extern from "curl_api.h" nogil:
     int RC_OPT_ERRORBUFFER
     int RC_OPT_WRITEDATA, RC_OPT_URL, RC_OPT_POSTFIELDS, RC_OPT_HTTPHEADER, RC_OPT_HEADERDATA
     int RC_OPT_CUSTOMREQUEST, RC_OPT_SSL_VERIFYPEER, RC_OPT_SSL_VERIFYHOST, RC_OPT_HTTP_VERSION
+    int RC_OPT_CAINFO, RC_OPT_CAPATH
     int RC_OPT_NOSIGNAL, RC_OPT_PRIVATE, RC_OPT_TIMEOUT_MS, RC_OPT_CONNECTTIMEOUT_MS
     int RC_OPT_RESOLVE, RC_OPT_PIPEWAIT, RC_OPT_WRITEFUNCTION, RC_OPT_HEADERFUNCTION
     int RC_OPT_POSTFIELDSIZE_LARGE, RC_OPT_PREREQFUNCTION, RC_OPT_PREREQDATA
@@ -91,6 +92,7 @@ ABI = {
     "WRITEDATA": RC_OPT_WRITEDATA, "URL": RC_OPT_URL, "POSTFIELDS": RC_OPT_POSTFIELDS,
     "HTTPHEADER": RC_OPT_HTTPHEADER, "CUSTOMREQUEST": RC_OPT_CUSTOMREQUEST,
     "SSL_VERIFYPEER": RC_OPT_SSL_VERIFYPEER, "SSL_VERIFYHOST": RC_OPT_SSL_VERIFYHOST,
+    "CAINFO": RC_OPT_CAINFO, "CAPATH": RC_OPT_CAPATH,
     "HTTP_VERSION": RC_OPT_HTTP_VERSION, "NOSIGNAL": RC_OPT_NOSIGNAL,
     "TIMEOUT_MS": RC_OPT_TIMEOUT_MS, "CONNECTTIMEOUT_MS": RC_OPT_CONNECTTIMEOUT_MS,
     "RESOLVE": RC_OPT_RESOLVE, "PIPEWAIT": RC_OPT_PIPEWAIT, "WRITEFUNCTION": RC_OPT_WRITEFUNCTION,
@@ -324,6 +326,8 @@ cdef class CurlTransport(Transport):
     cdef const char *payload
     cdef long long payload_len
     cdef const char *method
+    cdef const char *ca_file     # trusted certificates (replayer.transports.libcurl.tls_trust)
+    cdef const char *ca_path
     cdef long timeout_ms
     cdef long http_version
     cdef bint multiplex, insecure, grpc, tracing
@@ -338,9 +342,10 @@ cdef class CurlTransport(Transport):
     def __init__(self, RecordRing ring, const int[::1] target_of, list urls, list headers,
                  list resolve, payload, method, long timeout_ms, long http_version,
                  bint multiplex, bint insecure, long connections, trace_high=None,
-                 bint grpc=False):
+                 bint grpc=False, ca_file=None, ca_path=None):
         """urls: bytes per target index; headers, resolve: bytes lines; payload: bytes or None;
-        method: bytes or None (libcurl's default: GET, or POST with a payload)."""
+        method: bytes or None (libcurl's default: GET, or POST with a payload); ca_file,
+        ca_path: bytes or None, the certificates TLS peers are verified against."""
         Transport.__init__(self, ring)
         cdef bytes b
         self.lead_ns = PRESEND_LEAD_NS
@@ -399,6 +404,12 @@ cdef class CurlTransport(Transport):
         if method is not None:
             self.keep.append(method)
             self.method = <bytes> method
+        if ca_file is not None:
+            self.keep.append(ca_file)
+            self.ca_file = <bytes> ca_file
+        if ca_path is not None:
+            self.keep.append(ca_path)
+            self.ca_path = <bytes> ca_path
 
     cdef Slot *new_slot(self) except NULL:
         cdef Slot *s
@@ -447,6 +458,13 @@ cdef class CurlTransport(Transport):
         if self.insecure:
             rc_setopt_long(e, RC_OPT_SSL_VERIFYPEER, 0)
             rc_setopt_long(e, RC_OPT_SSL_VERIFYHOST, 0)
+        else:
+            # The libcurl pycurl bundles was built for another distribution's CA file: name
+            # this machine's, or no certificate could ever be verified.
+            if self.ca_file != NULL:
+                rc_setopt_ptr(e, RC_OPT_CAINFO, self.ca_file)
+            if self.ca_path != NULL:
+                rc_setopt_ptr(e, RC_OPT_CAPATH, self.ca_path)
         if self.payload != NULL:
             rc_setopt_off(e, RC_OPT_POSTFIELDSIZE_LARGE, self.payload_len)
             rc_setopt_ptr(e, RC_OPT_POSTFIELDS, self.payload)

@@ -101,16 +101,16 @@ def tls_target(tmp_path_factory):
                                                   serialization.PrivateFormat.PKCS8,
                                                   serialization.NoEncryption()))
     t = start_target("--tls-cert", str(d / "cert.pem"), "--tls-key", str(d / "key.pem"))
-    yield t
+    yield t, d / "cert.pem"
     stop_target(t)
 
 
-def _tls_run(tmp_path, port, *extra, name="run"):
+def _tls_run(tmp_path, port, *extra, name="run", env=None):
     out = tmp_path / name
     proc = replayer("run", "-traceFile", str(_load(tmp_path)), "-min=false", "-duration", "1",
                     "-warmup", "0", "-workers", "2", "--protocol", "http", "-port", str(port),
                     "--resolve", "*=127.0.0.1", "--url-template", "https://{endpoint}:{port}/",
-                    "--out", str(out), "-grpcTimeout", "5", *extra)
+                    "--out", str(out), "-grpcTimeout", "5", *extra, env=env)
     assert proc.returncode == 0, proc.stderr
     table, problems = read_records(out)
     assert problems == [] and table.num_rows == 20
@@ -119,7 +119,7 @@ def _tls_run(tmp_path, port, *extra, name="run"):
 
 
 def test_tls_certificates_are_verified_by_default(tmp_path, tls_target):
-    errors, info = _tls_run(tmp_path, tls_target.http_port)
+    errors, info = _tls_run(tmp_path, tls_target[0].http_port)
     assert errors == {"tls"}                      # a self-signed certificate is refused
     assert info["transport"]["insecure"] is False
     report = replayer("report", str(tmp_path / "run"), "--no-plots", check_exit=0)
@@ -127,8 +127,23 @@ def test_tls_certificates_are_verified_by_default(tmp_path, tls_target):
 
 
 @pytest.mark.parametrize("version", ["1.1", "2"])
+def test_tls_certificates_from_a_trusted_ca_are_accepted(tmp_path, tls_target, version):
+    """Verification really verifies: the same server passes once its certificate is in the
+    trusted set (SSL_CERT_FILE, as curl and OpenSSL read it), and the failure without it
+    says why."""
+    target, cert = tls_target
+    errors, info = _tls_run(tmp_path, target.http_port, "--http-version", version,
+                            env={"SSL_CERT_FILE": str(cert), "CURL_CA_BUNDLE": ""})
+    assert errors == {"ok"}
+    assert info["transport"]["insecure"] is False
+    _tls_run(tmp_path, target.http_port, name="untrusted")
+    failures = json.loads((tmp_path / "untrusted" / "summary.json").read_text())["failures"]
+    assert "certificate" in json.dumps(failures["tls"]).lower()
+
+
+@pytest.mark.parametrize("version", ["1.1", "2"])
 def test_insecure_skips_verification_and_says_so(tmp_path, tls_target, version):
-    errors, info = _tls_run(tmp_path, tls_target.http_port, "--insecure", "--http-version", version)
+    errors, info = _tls_run(tmp_path, tls_target[0].http_port, "--insecure", "--http-version", version)
     assert errors == {"ok"}
     assert info["transport"]["insecure"] is True and info["options"]["insecure"] is True
     report = replayer("report", str(tmp_path / "run"), "--no-plots", check_exit=0)

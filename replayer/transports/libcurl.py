@@ -10,6 +10,7 @@ and a per-host connection cap are libcurl's.
 from __future__ import annotations
 
 import ctypes.util
+import os
 from urllib.parse import urlsplit
 
 from replayer.transports import TransportConfig, url_host
@@ -37,6 +38,21 @@ def libcurl_path() -> str:
     return found
 
 
+def tls_trust() -> tuple[str | None, str | None]:
+    """The CA file and directory TLS peers are verified against: curl's and OpenSSL's
+    environment variables first (CURL_CA_BUNDLE, SSL_CERT_FILE, SSL_CERT_DIR), then this
+    machine's OpenSSL defaults. The libcurl in pycurl's wheel looks for a CA file of the
+    distribution it was built on (/etc/pki/tls/certs/ca-bundle.crt), absent on Debian."""
+    import ssl
+
+    paths = ssl.get_default_verify_paths()
+    ca_file = next((f for f in (os.environ.get("CURL_CA_BUNDLE"), os.environ.get("SSL_CERT_FILE"),
+                                paths.cafile, paths.openssl_cafile) if f and os.path.isfile(f)), None)
+    ca_path = next((d for d in (os.environ.get("SSL_CERT_DIR"), paths.capath, paths.openssl_capath)
+                    if d and os.path.isdir(d)), None)
+    return ca_file, ca_path
+
+
 def resolve_entries(urls: list[str], config: TransportConfig) -> list[str]:
     """--resolve as libcurl's CURLOPT_RESOLVE lines: HOST:PORT:ADDRESS per URL host (never an
     IPv6 address: such a line cannot name one)."""
@@ -56,6 +72,7 @@ def make_curl_transport(ring, config: TransportConfig, target_column, urls: list
     from replayer import _curl
 
     _curl.load_libcurl(libcurl_path())
+    ca_file, ca_path = (None, None) if config.insecure else tls_trust()
     return _curl.CurlTransport(
         ring, target_column,
         [u.encode() for u in urls], [h.encode() for h in headers],
@@ -63,7 +80,9 @@ def make_curl_transport(ring, config: TransportConfig, target_column, urls: list
         payload, method.encode() if method else None,
         max(1, int(config.timeout_s * 1000)), HTTP_VERSIONS[http_version],
         http_version in ("2", "h2c"), config.insecure, config.connections,
-        config.trace_id_high, grpc)
+        config.trace_id_high, grpc,
+        None if ca_file is None else os.fsencode(ca_file),
+        None if ca_path is None else os.fsencode(ca_path))
 
 
 def http_transport(ring, config: TransportConfig, target_column):
