@@ -203,3 +203,27 @@ def test_a_malformed_endpoint_stops_the_run_before_it_starts(tmp_path, endpoint)
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert str(load) in lines[0] and repr(endpoint) in lines[0]
     assert not out.exists()
+
+
+def test_serve_listens_on_ipv6_loopback():
+    """`replayer serve --host ::1` listens for HTTP and gRPC there and prints bracketed
+    addresses (the gRPC listener took an unbracketed ::1 and failed)."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "replayer", "serve", "--host", "::1",
+                             "--http-port", "0", "--grpc-port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline().split() for _ in range(3)]
+        assert lines[2] == ["ready"], (lines, proc.stderr.read() if proc.poll() is not None else "")
+        addrs = dict(lines[:2])
+        assert addrs["http"].startswith("[::1]:") and addrs["grpc"].startswith("[::1]:")
+        with urllib.request.urlopen(f"http://{addrs['http']}/ok", timeout=5) as answer:
+            assert answer.status == 200
+        with grpc.insecure_channel(addrs["grpc"]) as channel:
+            grpc.channel_ready_future(channel).result(timeout=5)
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -88,7 +88,7 @@ async def start_grpc(host: str, port: int, delay_s: float, code: int, stats: dic
                      ) -> tuple[grpc.aio.Server, int]:
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     server.add_generic_rpc_handlers((_handler(delay_s, code, stats, faults, seed),))
-    bound = server.add_insecure_port(f"{host}:{port}")
+    bound = server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port}")
     await server.start()

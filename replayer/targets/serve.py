@@ -81,6 +81,7 @@ async def _serve(opts: ServeOptions, ready=None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     servers = []
+    shown = f"[{opts.host}]" if ":" in opts.host else opts.host   # IPv6, as in a URL
     try:
         if opts.http_port >= 0:
             http = await start_http(opts.host, opts.http_port,
@@ -89,13 +90,13 @@ async def _serve(opts: ServeOptions, ready=None) -> None:
                                     stats, ssl=opts.ssl_context)
             servers.append(http)
             port = http.sockets[0].getsockname()[1]
-            print(f"http {opts.host}:{port}", flush=True)   # HTTPS with --tls-cert
+            print(f"http {shown}:{port}", flush=True)   # HTTPS with --tls-cert
         if opts.grpc_port >= 0:
             from replayer.targets.grpc_server import start_grpc
             grpc_server, port = await start_grpc(opts.host, opts.grpc_port, opts.delay_ms / 1000.0,
                                                  opts.grpc_code, stats, opts.fault_rules,
                                                  opts.fault_seed)
-            print(f"grpc {opts.host}:{port}", flush=True)
+            print(f"grpc {shown}:{port}", flush=True)
         else:
             grpc_server = None
     except OSError as exc:
