@@ -7,7 +7,7 @@ one seam, Transport.submit/flush/poll, where a Python transport (pycurl, grpcio)
 
 Each transport also keeps a failure log (Transport.note_failure, a fixed table in C): per
 error kind, the first failure and its most common messages, written out by the worker at its
-end (replayer.failures).
+end (replayer.analysis.failures).
 """
 from libc.string cimport memset, strncmp
 from cpython.pystate cimport PyThreadState

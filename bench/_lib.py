@@ -145,7 +145,7 @@ def make_load(directory: Path, rate: float, seconds: int, fmt: str = "arrow",
               t_ns: np.ndarray | None = None, name: str | None = None) -> Path:
     """A one-endpoint schedule: uniform at `rate` for `seconds` (or the given t_ns), written as
     a columnar .arrow schedule (fast to write and read) or a vSwarm load.json."""
-    from replayer.schedule import Schedule
+    from replayer.schedules.schedule import Schedule
     directory.mkdir(parents=True, exist_ok=True)
     name = name or f"load-{rate:g}-{seconds}s"
     path = directory / f"{name}.{ 'json' if fmt == 'json' else 'arrow'}"
@@ -156,10 +156,10 @@ def make_load(directory: Path, rate: float, seconds: int, fmt: str = "arrow",
                      unit_ns=NS_PER_S)
     tmp = path.with_name(path.name + ".tmp" + path.suffix)
     if fmt == "json":
-        from replayer.traces.vswarm import write_load_json
+        from replayer.schedules.vswarm import write_load_json
         write_load_json(sched, tmp)
     else:
-        from replayer.traces.columnar import write_schedule
+        from replayer.schedules.columnar import write_schedule
         write_schedule(sched, tmp)
     os.replace(tmp, path)
     return path

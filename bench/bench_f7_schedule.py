@@ -32,7 +32,7 @@ WORKERS = 8
 
 DECODE = r"""
 import json, resource, sys, time
-from replayer.traces.vswarm import read_load_json
+from replayer.schedules.vswarm import read_load_json
 def rss(key):
     for line in open('/proc/self/status'):
         if line.startswith(key):

@@ -30,7 +30,7 @@ ROUNDS = 8
 
 def test_fig8_record_cost(benchmark, workdir, state):
     from replayer import _pacer
-    from replayer.records import RecordWriter, RingDrain, read_stream
+    from replayer.analysis.records import RecordWriter, RingDrain, read_stream
 
     path = workdir / "records-cost.arrow"
     t_ns = np.zeros(ROWS, np.int64)
@@ -108,7 +108,7 @@ def test_fig8_witness(benchmark, workdir, http_target):
                        capture_output=True, text=True, timeout=120)
     pkts = np.sort(np.array([int(ln.split()[0].replace(".", "")) for ln in p.stdout.splitlines()
                              if ln[:1].isdigit()], dtype=np.int64))
-    from replayer.records import read_records
+    from replayer.analysis.records import read_records
     table, _ = read_records(r.run_dir, ["sent_ns"])
     sent = np.sort(table.column("sent_ns").drop_null().to_numpy().astype(np.int64))
     # Nearest captured request on either side: sent_ns is stamped in libcurl's pre-request

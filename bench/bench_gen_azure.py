@@ -20,8 +20,8 @@ import pytest
 
 from replayer.generate.arrivals import generate_arrivals
 from replayer.generate.azure import AzureGenOptions, gen_azure_command
-from replayer.schedule import MINUTE_NS
-from replayer.traces.azure import read_trace
+from replayer.schedules.schedule import MINUTE_NS
+from replayer.generate.azure_dataset import read_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "traces" / "azure-sample"

@@ -3,7 +3,7 @@
 Why not a grpcio server: a Python grpcio server answers a few thousand calls per second per
 core, less than one replayer worker sends, so it would measure itself. nginx (C, HTTP/2 with
 prior knowledge, one worker) answers every POST to /helloworld.Greeter/SayHello with a static
-gRPC response: a length-prefixed HelloReply ("Hello Invoke relay", replayer.helloworld) with
+gRPC response: a length-prefixed HelloReply ("Hello Invoke relay", replayer.transports.helloworld) with
 content-type application/grpc and the trailers grpc-status 0 / grpc-message. `mirror` with
 mirror_request_body makes nginx read the whole request body before answering (otherwise it
 may answer mid-body and reset the stream); the 405 of `return` on a POST is turned into the
@@ -50,7 +50,7 @@ GRPC_SERVER = """
 
 def reply_frame(text: str = REPLY_TEXT) -> bytes:
     """One gRPC length-prefixed message: flag 0 (not compressed), 4-byte length, HelloReply."""
-    from replayer.helloworld import hello_reply
+    from replayer.transports.helloworld import hello_reply
     msg = hello_reply(text)
     return b"\x00" + struct.pack(">I", len(msg)) + msg
 
@@ -65,7 +65,7 @@ def grpc_target(directory: Path, workers: int = 1) -> Nginx:
 def check(port: int) -> str:
     """One SayHello through grpcio: the decoded reply text."""
     import grpc
-    from replayer.helloworld import decode_string_field1, hello_request
+    from replayer.transports.helloworld import decode_string_field1, hello_request
     with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
         call = ch.unary_unary("/helloworld.Greeter/SayHello")
         return decode_string_field1(call(hello_request("Invoke relay"), timeout=5))

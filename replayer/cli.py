@@ -24,19 +24,19 @@ from replayer.options import env_name, flag_names, parse_bool
 
 # name, "module:OptionsClass", "module:handler", one-line help
 SUBCOMMANDS = [
-    ("run", "replayer.config:RunOptions", "replayer.orchestrator:run_command",
+    ("run", "replayer.run.options:RunOptions", "replayer.run.supervisor:run_command",
      "replay a trace (vSwarm load.json or a columnar schedule) across pinned workers"),
-    ("serve", "replayer.targets.serve:ServeOptions", "replayer.targets.serve:serve_command",
+    ("serve", "replayer.loopback.serve:ServeOptions", "replayer.loopback.serve:serve_command",
      "start the built-in HTTP and gRPC target on loopback"),
     ("gen azure", "replayer.generate.azure:AzureGenOptions", "replayer.generate.azure:gen_azure_command",
      "turn an Azure Functions trace into a load (load.json + columnar schedule) with proxy mapping"),
-    ("plot", "replayer.generate.plot:PlotOptions", "replayer.generate.plot:plot_command",
+    ("plot", "replayer.generate.coverage_plot:PlotOptions", "replayer.generate.coverage_plot:plot_command",
      "plot how well the proxies cover an Azure Functions trace (PNG histograms)"),
-    ("export", "replayer.export:ExportOptions", "replayer.export:export_command",
+    ("export", "replayer.analysis.export:ExportOptions", "replayer.analysis.export:export_command",
      "write a run's records as csv, parquet, jsonl, the invoker's rps_lat.csv or Locust's CSVs"),
-    ("report", "replayer.report:ReportOptions", "replayer.report:report_command",
+    ("report", "replayer.analysis.report:ReportOptions", "replayer.analysis.report:report_command",
      "summarise a run: table, summary.json, plots, HTML report, HdrHistogram logs"),
-    ("compare", "replayer.report:CompareOptions", "replayer.report:compare_command",
+    ("compare", "replayer.analysis.report:CompareOptions", "replayer.analysis.report:compare_command",
      "compare two runs side by side with ratios"),
 ]
 

@@ -1,7 +1,7 @@
 """Synthetic run directories with known records, for the report and export tests.
 
 A run made here looks like one `replayer run` writes: records-wNNN.arrow per worker (written
-with replayer.records.RecordWriter) and run.json. Its truth is returned alongside, so tests
+with replayer.analysis.records.RecordWriter) and run.json. Its truth is returned alongside, so tests
 can compare what report/export compute with numpy on the same data.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from replayer.records import ERROR_NAMES, ROW_DTYPE, RecordWriter, records_path
+from replayer.analysis.records import ERROR_NAMES, ROW_DTYPE, RecordWriter, records_path
 
 START_NS = 1_700_000_000_000_000_000
 TARGETS = ["alpha.example", "beta.example", "gamma.example"]

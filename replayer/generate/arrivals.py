@@ -23,7 +23,7 @@ from typing import Iterator
 
 import numpy as np
 
-from replayer.schedule import NS_PER_US
+from replayer.schedules.schedule import NS_PER_US
 
 DISTRIBUTIONS = ("equidistant", "uniform", "exponential")
 CHUNK_INVOCATIONS = 1 << 22   # bounds the temporary arrays (and cumulative-sum rounding)

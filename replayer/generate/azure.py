@@ -16,8 +16,8 @@ from replayer.errors import InputError
 from replayer.generate.arrivals import DISTRIBUTIONS, iter_arrivals
 from replayer.generate.mapping import load_profiles, map_functions, write_mapping_csv
 from replayer.options import opt
-from replayer.schedule import MINUTE_NS, NS_PER_S, Schedule
-from replayer.traces import COLUMNAR_SUFFIXES
+from replayer.schedules.schedule import MINUTE_NS, NS_PER_S, Schedule
+from replayer.schedules import COLUMNAR_SUFFIXES
 
 DEFAULT_TEMPLATE = "{proxy}.default.127.0.0.1.sslip.io"
 TEMPLATE_FIELDS = {"proxy": "p", "n": 0, "fid": "0123456789"}
@@ -160,7 +160,7 @@ def _log(opts: AzureGenOptions, msg: str) -> None:
 def prepare(opts: AzureGenOptions) -> GeneratedLoad:
     """Decode, window, sample and map: everything but drawing the arrivals."""
     from replayer.generate.sampling import sample_functions
-    from replayer.traces.azure import read_trace
+    from replayer.generate.azure_dataset import read_trace
 
     t0 = time.perf_counter()
     seed = opts.seed if opts.seed is not None else int(np.random.SeedSequence().entropy % (2 ** 63))
@@ -205,7 +205,7 @@ def prepare(opts: AzureGenOptions) -> GeneratedLoad:
 def write_outputs(opts: AzureGenOptions, load: GeneratedLoad) -> tuple[list[Path], int]:
     """Write the load; returns (paths written, requests). A columnar-only output is written
     piece by piece, so its size is bounded by the disk, not by memory."""
-    from replayer.traces import columnar, vswarm
+    from replayer.schedules import columnar, vswarm
 
     json_path, columnar_path, mapping_path = opts.output_paths()
     written = []

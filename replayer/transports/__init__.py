@@ -154,7 +154,7 @@ class TransportConfig:
 
 def traceparent(trace_id_high: int, event: int) -> str:
     """W3C trace context of one request: trace id = run prefix + event, span id = event + 1
-    (never zero); replayer.tracing derives the same ids for the spans it posts."""
+    (never zero); replayer.analysis.zipkin derives the same ids for the spans it posts."""
     return f"00-{trace_id_high:016x}{event:016x}-{event + 1:016x}-01"
 
 

@@ -18,8 +18,8 @@ from collections import deque
 import grpc
 
 from replayer import _pacer
-from replayer.helloworld import hello_request
-from replayer.records import ErrorKind
+from replayer.transports.helloworld import hello_request
+from replayer.analysis.records import ErrorKind
 from replayer.transports import TransportConfig, traceparent, url_host
 
 _OK = int(ErrorKind.OK)

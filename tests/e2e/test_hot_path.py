@@ -1,0 +1,124 @@
+"""`cython -a` proof that the send path holds no Python: every line of Pacer.run's send loop
+compiles to plain C, except the marked transport seams (where the GIL is held on purpose) and
+the `with nogil` blocks (whose only cost is releasing the GIL); and every line of the libcurl
+transport's and the native HTTP client's per-request methods and callbacks is plain C."""
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _annotated_lines(tmp_path: Path, module: str) -> dict[int, tuple[int, str]]:
+    src = tmp_path / "_ext"
+    shutil.copytree(ROOT / "_ext", src)
+    directives = ["-X", "boundscheck=False", "-X", "wraparound=False", "-X",
+                  "initializedcheck=False", "-X", "cdivision=True"]
+    subprocess.run([sys.executable, "-m", "cython", "-3", "-a", "-I", ".", *directives,
+                    "--module-name", f"replayer.{module}", f"{module}.pyx"],
+                   cwd=src, check=True, capture_output=True)
+    text = (src / f"{module}.html").read_text()
+    lines = {}
+    for m in re.finditer(r'<pre class="cython line score-(\d+)"[^>]*>.<span class="">(\d+)</span>:(.*?)</pre>',
+                         text, re.S):
+        code = html.unescape(re.sub("<[^>]+>", "", m.group(3)))
+        lines[int(m.group(2))] = (int(m.group(1)), code)
+    return lines
+
+
+def test_send_loop_is_plain_c(tmp_path):
+    lines = _annotated_lines(tmp_path, "_pacer")
+    source = (ROOT / "_ext" / "_pacer.pyx").read_text().splitlines()
+    start = next(i for i, l in enumerate(source, 1) if l.strip() == "while i < n:")
+    end = next(i for i, l in enumerate(source, 1) if i > start and l.strip() == "if burst:"
+               and source[i - 2].strip() == "i += self.stride")
+    offenders = []
+    for ln in range(start + 1, end):
+        score, code = lines.get(ln, (0, ""))
+        text = source[ln - 1]
+        if score and "GIL seam" not in text and "with nogil" not in text:
+            offenders.append(f"{ln}: score {score}: {text.strip()}")
+    assert not offenders, "Python operations in the pacer loop:\n" + "\n".join(offenders)
+    seams = [ln for ln in range(start + 1, end) if "GIL seam" in source[ln - 1]]
+    # flush after a burst, poll while far, poll while spinning, reap at the in-flight bound,
+    # submit, flush a long burst
+    assert len(seams) == 6
+
+
+# The libcurl transport's code run per request: each listed function, from its `def`/`cdef`
+# line to the next top-level or method definition, must be plain C (a `with nogil` block, taken
+# only to wait on epoll, costs just the release of the GIL).
+CURL_PER_REQUEST = ("cpdef int submit", "cpdef int flush", "cpdef int poll", "cdef int collect",
+                    "cdef int finish", "cdef int admit", "cdef int admit_queued",
+                    "cdef int start_admitted", "cdef int pump", "cdef size_t discard_body", "cdef int stamp_sent",
+                    "cdef size_t read_grpc_status", "cdef int watch_socket", "cdef int set_timer", "cdef int close_socket",
+                    "cdef signed char curl_error_kind", 
+                    "cdef signed char grpc_kind", "cdef long grpc_code_of_failure",
+                    "cdef long grpc_code_of_http_status", "cdef void percent_decode",
+                    "cdef inline int hex_value", "cdef const char *grpc_failure_text",
+                    "cpdef int abort")
+
+
+# replayer's own HTTP/1.1 client: the same rule; a `raise` (out of memory, a failed epoll_ctl)
+# only runs on the error path.
+H1_PER_REQUEST = ("cpdef int submit", "cpdef int flush", "cpdef int poll", "cdef int dispatch",
+                  "cdef int serve_queue", "cdef int enqueue", "cdef void assign",
+                  "cdef void unlink_busy", "cdef int watch", "cdef int send_request",
+                  "cdef int write_out", "cdef int on_event", "cdef int read_answer",
+                  "cdef int parse", "cdef int finished", "cdef int parse_head", "cdef int record",
+                  "cdef int complete", "cdef int fail", "cdef int broken", "cdef int close_conn",
+                  "cdef int pump",  "cdef long long blank_line_end", "cdef int dial",
+                  "cdef int dial_failed", "cdef int redial", "cdef int timed_out",
+                  "cpdef int abort",
+                  "cdef inline bint header_is", "cdef bint value_has")
+
+
+# The failure log every transport writes into on a failure (a bounded copy, no allocation).
+PACER_PER_FAILURE = ("cdef void note_failure",)
+
+
+def _python_lines(tmp_path: Path, module: str, functions: tuple[str, ...]) -> list[str]:
+    """Lines of the listed functions (from the `def`/`cdef` line to the next definition at the
+    same depth) that `cython -a` shows calling into Python."""
+    lines = _annotated_lines(tmp_path, module)
+    source = (ROOT / "_ext" / f"{module}.pyx").read_text().splitlines()
+    offenders, found = [], set()
+    for i, line in enumerate(source, 1):
+        head = next((h for h in functions if line.strip().startswith(h + "(")), None)
+        if head is None:
+            continue
+        found.add(head)
+        indent = len(line) - len(line.lstrip())
+        j = i + 1
+        while j <= len(source) and (not source[j - 1].strip()
+                                    or len(source[j - 1]) - len(source[j - 1].lstrip()) > indent):
+            j += 1
+        # The signature line itself (argument conversion for a cpdef's Python wrapper) is
+        # yellow by construction; the body is what runs per request.
+        for ln in range(i + 1, j):
+            score, _ = lines.get(ln, (0, ""))
+            text = source[ln - 1].strip()
+            if score and text and not text.startswith(("#", "with nogil:", "raise ")):
+                offenders.append(f"{ln}: score {score}: {text}")
+    assert found == set(functions), set(functions) - found
+    return offenders
+
+
+def test_curl_transport_per_request_code_is_plain_c(tmp_path):
+    offenders = _python_lines(tmp_path, "_curl", CURL_PER_REQUEST)
+    assert not offenders, "Python operations in the libcurl transport:\n" + "\n".join(offenders)
+
+
+def test_failure_log_is_plain_c(tmp_path):
+    offenders = _python_lines(tmp_path, "_pacer", PACER_PER_FAILURE)
+    assert not offenders, "Python operations in the failure log:\n" + "\n".join(offenders)
+
+
+def test_native_http_per_request_code_is_plain_c(tmp_path):
+    offenders = _python_lines(tmp_path, "_h1", H1_PER_REQUEST)
+    assert not offenders, "Python operations in the native HTTP client:\n" + "\n".join(offenders)
