@@ -16,11 +16,11 @@ import numpy as np
 from replayer.run import shm
 from replayer.transports import TransportConfig
 
-# Worker status block, one int64 row per worker in shared memory.
-(ST_STATE, ST_PID, ST_SUBMITTED, ST_OVERLOADED, ST_NOT_SENT, ST_CPU_NS, ST_RING_WAITS, ST_EVENTS,
- ST_SPIN_WINDOW_NS) = range(9)
-STATUS_FIELDS = 9
-STATE_STARTING, STATE_READY, STATE_RUNNING, STATE_DONE, STATE_FAILED = range(5)
+# The worker status block (one int64 row per worker in shared memory), declared once with the
+# control block in _ext/replayer/pacer/blocks.pxd.
+from replayer._pacer import (ST_CPU_NS, ST_EVENTS, ST_NOT_SENT, ST_OVERLOADED, ST_PID,
+                             ST_RING_WAITS, ST_SPIN_WINDOW_NS, ST_STATE, ST_SUBMITTED, STATE_DONE,
+                             STATE_FAILED, STATE_READY, STATE_RUNNING, STATUS_FIELDS)
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_TIMERSLACK = 29

@@ -1,7 +1,11 @@
 """`cython -a` proof that the send path holds no Python: every line of Pacer.run's send loop
 compiles to plain C, except the marked transport seams (where the GIL is held on purpose) and
-the `with nogil` blocks (whose only cost is releasing the GIL); and every line of the libcurl
-transport's and the native HTTP client's per-request methods and callbacks is plain C."""
+the `with nogil` blocks (whose only cost is releasing the GIL); and every line of the pacer's
+decision and clocks, the libcurl transport's and the native HTTP client's per-request methods,
+callbacks and answer parser is plain C.
+
+Each module is annotated as it is built: its .pyx in _ext/replayer/ with the parts it includes
+(one concern per file, _ext/replayer/<module>/*.pyx), each part getting its own annotation."""
 from __future__ import annotations
 
 import html
@@ -12,34 +16,41 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+EXT = ROOT / "_ext"
+
+Annotated = dict[Path, tuple[list[str], dict[int, int]]]
 
 
-def _annotated_lines(tmp_path: Path, module: str) -> dict[int, tuple[int, str]]:
+def _annotate(tmp_path: Path, module: str) -> Annotated:
+    """Per source file of the module (relative to _ext/replayer/: the module's .pyx and each
+    part it includes), its lines and the `cython -a` score of each line."""
     src = tmp_path / "_ext"
-    shutil.copytree(ROOT / "_ext", src)
+    shutil.copytree(EXT, src)
     directives = ["-X", "boundscheck=False", "-X", "wraparound=False", "-X",
                   "initializedcheck=False", "-X", "cdivision=True"]
     subprocess.run([sys.executable, "-m", "cython", "-3", "-a", "-I", ".", *directives,
-                    "--module-name", f"replayer.{module}", f"{module}.pyx"],
+                    "--module-name", f"replayer.{module}", f"replayer/{module}.pyx"],
                    cwd=src, check=True, capture_output=True)
-    text = (src / f"{module}.html").read_text()
-    lines = {}
-    for m in re.finditer(r'<pre class="cython line score-(\d+)"[^>]*>.<span class="">(\d+)</span>:(.*?)</pre>',
-                         text, re.S):
-        code = html.unescape(re.sub("<[^>]+>", "", m.group(3)))
-        lines[int(m.group(2))] = (int(m.group(1)), code)
-    return lines
+    main = Path(f"{module}.pyx")
+    parts = re.findall(r'^include "([^"]+\.pyx)"$', (EXT / "replayer" / main).read_text(), re.M)
+    annotated = {}
+    for rel in [main, *map(Path, parts)]:
+        page = (src / "replayer" / rel).with_suffix(".html").read_text()
+        assert f"<title>Cython: {rel.name}</title>" in page      # this file's own annotation
+        scores = {int(line): int(score) for score, line in re.findall(
+            r'<pre class="cython line score-(\d+)"[^>]*>.<span class="">(\d+)</span>:', page)}
+        annotated[rel] = ((EXT / "replayer" / rel).read_text().splitlines(), scores)
+    return annotated
 
 
 def test_send_loop_is_plain_c(tmp_path):
-    lines = _annotated_lines(tmp_path, "_pacer")
-    source = (ROOT / "_ext" / "_pacer.pyx").read_text().splitlines()
+    source, scores = _annotate(tmp_path, "_pacer")[Path("pacer/pacer.pyx")]
     start = next(i for i, l in enumerate(source, 1) if l.strip() == "while i < n:")
     end = next(i for i, l in enumerate(source, 1) if i > start and l.strip() == "if burst:"
                and source[i - 2].strip() == "i += self.stride")
     offenders = []
     for ln in range(start + 1, end):
-        score, code = lines.get(ln, (0, ""))
+        score = scores.get(ln, 0)
         text = source[ln - 1]
         if score and "GIL seam" not in text and "with nogil" not in text:
             offenders.append(f"{ln}: score {score}: {text.strip()}")
@@ -48,6 +59,8 @@ def test_send_loop_is_plain_c(tmp_path):
     # flush after a burst, poll while far, poll while spinning, reap at the in-flight bound,
     # submit, flush a long burst
     assert len(seams) == 6
+    # The decision is the one pace_decision exposes to the tests.
+    assert sum("pace_step(" in source[ln - 1] for ln in range(start + 1, end)) == 1
 
 
 # The libcurl transport's code run per request: each listed function, from its `def`/`cdef`
@@ -65,46 +78,54 @@ CURL_PER_REQUEST = ("cpdef int submit", "cpdef int flush", "cpdef int poll", "cd
 
 
 # replayer's own HTTP/1.1 client: the same rule; a `raise` (out of memory, a failed epoll_ctl)
-# only runs on the error path.
+# only runs on the error path. With its answer parser and the hosts' queues of waiting requests.
 H1_PER_REQUEST = ("cpdef int submit", "cpdef int flush", "cpdef int poll", "cdef int dispatch",
-                  "cdef int serve_queue", "cdef int enqueue", "cdef void assign",
+                  "cdef int serve_queue", "cdef void assign",
                   "cdef void unlink_busy", "cdef int watch", "cdef int send_request",
                   "cdef int write_out", "cdef int on_event", "cdef int read_answer",
-                  "cdef int parse", "cdef int finished", "cdef int parse_head", "cdef int record",
+                  "cdef int record",
                   "cdef int complete", "cdef int fail", "cdef int broken", "cdef int close_conn",
-                  "cdef int pump",  "cdef long long blank_line_end", "cdef int dial",
+                  "cdef int pump", "cdef int dial",
                   "cdef int dial_failed", "cdef int redial", "cdef int timed_out",
                   "cpdef int abort",
-                  "cdef inline bint header_is", "cdef bint value_has")
+                  "cdef int host_enqueue", "cdef bint host_dequeue",
+                  "cdef void answer_start", "cdef int answer_feed", "cdef inline int answer_done",
+                  "cdef long long answer_droppable", "cdef int answer_dropped",
+                  "cdef bint answer_ends_at_close", "cdef int parse_head",
+                  "cdef long long blank_line_end", "cdef inline bint header_is",
+                  "cdef bint value_has")
 
 
-# The failure log every transport writes into on a failure (a bounded copy, no allocation).
-PACER_PER_FAILURE = ("cdef void note_failure",)
+# The pacer's decision, its clocks and the null transport; and the failure log every transport
+# writes into on a failure (a bounded copy, no allocation). (The ring's push is left out: its
+# wait for a full ring lets go of the GIL through the C API.)
+PACER_PER_REQUEST = ("cdef inline PaceAction pace_step", "cdef long long now",
+                     "cdef void sleep_until", "cdef void spin_until", "cdef long long spin_window",
+                     "cdef void note_wake", "cpdef int submit", "cdef void note_failure")
 
 
 def _python_lines(tmp_path: Path, module: str, functions: tuple[str, ...]) -> list[str]:
     """Lines of the listed functions (from the `def`/`cdef` line to the next definition at the
-    same depth) that `cython -a` shows calling into Python."""
-    lines = _annotated_lines(tmp_path, module)
-    source = (ROOT / "_ext" / f"{module}.pyx").read_text().splitlines()
+    same depth), in any source file of the module, that `cython -a` shows calling into Python."""
     offenders, found = [], set()
-    for i, line in enumerate(source, 1):
-        head = next((h for h in functions if line.strip().startswith(h + "(")), None)
-        if head is None:
-            continue
-        found.add(head)
-        indent = len(line) - len(line.lstrip())
-        j = i + 1
-        while j <= len(source) and (not source[j - 1].strip()
-                                    or len(source[j - 1]) - len(source[j - 1].lstrip()) > indent):
-            j += 1
-        # The signature line itself (argument conversion for a cpdef's Python wrapper) is
-        # yellow by construction; the body is what runs per request.
-        for ln in range(i + 1, j):
-            score, _ = lines.get(ln, (0, ""))
-            text = source[ln - 1].strip()
-            if score and text and not text.startswith(("#", "with nogil:", "raise ")):
-                offenders.append(f"{ln}: score {score}: {text}")
+    for rel, (source, scores) in _annotate(tmp_path, module).items():
+        for i, line in enumerate(source, 1):
+            head = next((h for h in functions if line.strip().startswith(h + "(")), None)
+            if head is None:
+                continue
+            found.add(head)
+            indent = len(line) - len(line.lstrip())
+            j = i + 1
+            while j <= len(source) and (not source[j - 1].strip()
+                                        or len(source[j - 1]) - len(source[j - 1].lstrip()) > indent):
+                j += 1
+            # The signature line itself (argument conversion for a cpdef's Python wrapper) is
+            # yellow by construction; the body is what runs per request.
+            for ln in range(i + 1, j):
+                score = scores.get(ln, 0)
+                text = source[ln - 1].strip()
+                if score and text and not text.startswith(("#", "with nogil:", "raise ")):
+                    offenders.append(f"{rel}:{ln}: score {score}: {text}")
     assert found == set(functions), set(functions) - found
     return offenders
 
@@ -114,9 +135,9 @@ def test_curl_transport_per_request_code_is_plain_c(tmp_path):
     assert not offenders, "Python operations in the libcurl transport:\n" + "\n".join(offenders)
 
 
-def test_failure_log_is_plain_c(tmp_path):
-    offenders = _python_lines(tmp_path, "_pacer", PACER_PER_FAILURE)
-    assert not offenders, "Python operations in the failure log:\n" + "\n".join(offenders)
+def test_pacer_decision_clocks_ring_and_failure_log_are_plain_c(tmp_path):
+    offenders = _python_lines(tmp_path, "_pacer", PACER_PER_REQUEST)
+    assert not offenders, "Python operations in the pacer:\n" + "\n".join(offenders)
 
 
 def test_native_http_per_request_code_is_plain_c(tmp_path):

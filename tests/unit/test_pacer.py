@@ -1,5 +1,6 @@
-"""The pacer: its decision as a pure function, the real loop against a fake clock, and the
-real loop against the real clock with the null transport."""
+"""The pacer: the decision its loop makes (pace_decision wraps the loop's own pace_step), the
+real loop against a fake clock, and the real loop against the real clock with the null
+transport."""
 from __future__ import annotations
 
 import time
@@ -14,17 +15,23 @@ MS = 1_000_000
 US = 1_000
 
 
-@pytest.mark.parametrize("now, due, spin, expected", [
-    (100, 100, 50, ("send", 100)),          # due exactly now
-    (130, 100, 50, ("send", 130)),          # late: send at once
-    (90, 100, 50, ("spin", 100)),           # inside the spin window
-    (50, 100, 50, ("spin", 100)),           # on the window's edge: spin
-    (10, 100, 50, ("sleep", 50)),           # far: sleep until the window
-    (0, 10 * MS, 50 * US, ("sleep", 10 * MS - 50 * US)),
-    (0, 100, 0, ("sleep", 100)),            # no spinning at all
+@pytest.mark.parametrize("now, due, lead, spin, expected", [
+    (100, 100, 0, 50, ("send", 100)),           # due exactly now
+    (130, 100, 0, 50, ("send", 130)),           # late: send at once
+    (90, 100, 0, 50, ("spin", 100)),            # inside the spin window
+    (50, 100, 0, 50, ("spin", 100)),            # on the window's edge: spin
+    (10, 100, 0, 50, ("sleep", 50)),            # far: sleep until the window
+    (0, 10 * MS, 0, 50 * US, ("sleep", 10 * MS - 50 * US)),
+    (0, 100, 0, 0, ("sleep", 100)),             # no spinning at all
+    (80, 100, 20, 50, ("send", 80)),            # a transport's lead: handed over that early
+    (70, 100, 20, 50, ("spin", 80)),            # spin until the hand-over, not the due time
+    (40, 100, 20, 50, ("sleep", 50)),           # the window is counted back from the due time
+    (100, 100, 20, 50, ("send", 100)),         # due, with a lead: send at once
 ])
-def test_pace_decision(now, due, spin, expected):
-    assert _pacer.pace_decision(now, due, spin) == expected
+def test_pace_decision(now, due, lead, spin, expected):
+    """The decision Pacer.run makes (pace_step): send from `lead` before the due time, spin
+    until then inside the last `spin` ns, sleep until the spin window before."""
+    assert _pacer.pace_decision(now, due, lead, spin) == expected
 
 
 def make_ring(capacity=1 << 12):

@@ -1,181 +1,8 @@
-# cython: language_level=3
-"""Plain HTTP/1.1 keep-alive requests from C: replayer's own client for http:// targets.
+# The native HTTP client's transport: connections, requests onto them, their answers, endings.
 
-libcurl spends about 7 µs of user time per transfer (request formatting, URL parsing, the
-connection-pool search, malloc/free) against the kernel's 7 µs; a replayer request is the same
-bytes every time but for its target (and, with -trace, its ids). So each target's request is
-built once (replayer.transports.native), each connection writes it with one send() and reads the
-answer with a small parser (status line, Content-Length, chunked, Connection: close, bodies
-until close); everything else (TLS, HTTP/2, gRPC, proxies) stays with libcurl (replayer._curl).
-
-Connections: at most `connections` per host:port (as libcurl counts them; every target on it
-shares them), kept alive; requests beyond them wait in a FIFO per host and go out when a
-connection frees up. A keep-alive connection the server closed while idle is replaced and the
-request sent again on a fresh one, once, as libcurl does. Body bytes are only counted: the
-kernel drops them (MSG_TRUNC), and one wake-up reads at most READ_BUDGET from a connection.
-
-Stamps: `sent_ns` just before the send() of the request's first byte (after the dial, for a
-new connection); a request that never got that far (its dial failed or timed out, it was
-cancelled while waiting for a connection) has none (0). `done_ns` when epoll reported the
-socket whose read completed the answer.
-
-Failures: each one is also noted in the transport's failure log (Transport.note_failure) with
-what failed and why ("connect to 127.0.0.1:80: Connection refused", "HTTP 503"), built in a
-stack buffer on the failure path.
-"""
-from libc.stdlib cimport malloc, calloc, realloc, free
-from libc.string cimport memcpy, memmove, memchr, memcmp, strerror
-from libc.errno cimport errno, EAGAIN, EINTR, EINPROGRESS
-
-from epoll cimport (epoll_event, epoll_create1, epoll_ctl, rc_epoll_wait_ns, EPOLL_CLOEXEC,
-                   EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL, EPOLLIN, EPOLLOUT, EPOLLERR,
-                   EPOLLHUP)
-from clock cimport realtime_ns
-from trace_ids cimport write_trace_ids
-from failure_text cimport text_append, text_append_int
-from replayer._pacer cimport (Transport, RecordRing, ERR_OK, ERR_TIMEOUT, ERR_CONNECT, ERR_RESET,
-                     ERR_PROTOCOL, ERR_CANCELLED, ERR_STATUS, FAILURE_TEXT)
-
-cdef extern from "<sys/socket.h>" nogil:
-    ctypedef unsigned int socklen_t
-    cdef struct sockaddr:
-        unsigned short sa_family
-    ctypedef long ssize_t
-    int socket(int domain, int type, int protocol)
-    int connect(int fd, const sockaddr *addr, socklen_t length)
-    ssize_t send(int fd, const void *buf, size_t n, int flags)
-    ssize_t recv(int fd, void *buf, size_t n, int flags)
-    int getsockopt(int fd, int level, int name, void *value, socklen_t *length)
-    int setsockopt(int fd, int level, int name, const void *value, socklen_t length)
-    int SOCK_STREAM, SOCK_NONBLOCK, SOCK_CLOEXEC, MSG_NOSIGNAL, MSG_TRUNC, SOL_SOCKET, SO_ERROR
-
-cdef extern from "<netinet/in.h>" nogil:
-    int IPPROTO_TCP
-
-cdef extern from "<netinet/tcp.h>" nogil:
-    int TCP_NODELAY
-
-cdef extern from "<unistd.h>" nogil:
-    int close(int fd)
-
-cdef extern from "<strings.h>" nogil:
-    int strncasecmp(const char *a, const char *b, size_t n)
-
-
-cdef enum:
-    MAX_EVENTS = 64
-    MAX_ADDRS = 4            # addresses tried per target (IPv6 and IPv4 of a name, say)
-    ADDR_SIZE = 28           # sizeof(struct sockaddr_in6), the largest kind used
-    READ_CHUNK = 16384       # initial answer buffer per connection; bodies stream through it
-    MAX_HEAD = 262144        # status line + headers; beyond it the answer is a protocol error
-    MAX_LINE = 4096          # a chunk-size or trailer line
-    READ_BUDGET = 262144     # bytes read from one connection per wake-up
-    NAME_TEXT = 128          # a host's "name:port", for failure messages
-    ADDR_TEXT = 48           # an address's "[v6 address]:port", for failure messages
-
-# Connection states
-cdef enum:
-    C_CLOSED = 0
-    C_CONNECTING = 1
-    C_IDLE = 2
-    C_SENDING = 3            # part of the request is written, waiting for room (EPOLLOUT)
-    C_RECEIVING = 4
-
-# Where the answer's parser is
-cdef enum:
-    P_HEAD = 0
-    P_LENGTH = 1             # Content-Length bytes left
-    P_UNTIL_CLOSE = 2        # no length: the body ends when the server closes
-    P_CHUNK_SIZE = 3
-    P_CHUNK_DATA = 4
-    P_CHUNK_END = 5          # the CRLF after a chunk's data
-    P_TRAILER = 6
-
-# parse() and parse_head() results
-cdef enum:
-    MORE = 0
-    DONE = 1
-    BAD = -1
-    INTERIM = 2              # parse_head: a 1xx answer, the real one follows
-
-
-cdef struct Target:
-    char *request            # the whole request, built once
-    long long request_len
-    long long trace_at       # offset of the traceparent's hex ids in `request`, -1 none
-    int host                 # whose connections carry it
-
-
-cdef struct Host:
-    # One host:port, as libcurl counts them: its addresses, its connections (at most
-    # `connections`, shared by every target on it) and the requests waiting for one.
-    char addrs[MAX_ADDRS][ADDR_SIZE]
-    int addr_lens[MAX_ADDRS]
-    int n_addrs
-    char name[NAME_TEXT]
-    char addr_text[MAX_ADDRS][ADDR_TEXT]
-    int preferred            # the address that last took a connection
-    int n_conns              # connections open or dialling
-    int idle                 # first idle connection (linked by Conn.next_idle), -1 none
-    # Requests waiting for a connection, a circular FIFO of (event, scheduled_ns)
-    long long *queue
-    long long q_head, q_len, q_cap
-
-
-cdef struct Conn:
-    int fd
-    unsigned int gen         # bumped on every reuse of the slot: stale epoll events are ignored
-    int host
-    int target               # of the request it carries (or last carried)
-    int own_target           # whose request `own` holds, -1 none
-    long long own_cap
-    int state
-    int addr_index
-    int served               # answers read on this connection
-    int retried              # this request is already on its second connection
-    int index                # in the transport's table, for the lists below
-    int next_idle            # next idle connection of the host, or next free slot
-    int prev_busy, next_busy # the list of connections carrying a request, oldest deadline first
-    int tries                # addresses dialled for this connection
-    int registered           # epoll events the socket is registered for
-    int dial_errno           # why the last address dialled failed
-    const char *why          # what the parser found wrong in a malformed answer
-    long long event, scheduled_ns, sent_ns, deadline_ns
-    char *out                # the request bytes being written: the target's, or `own` patched
-    char *own                # this connection's copy of the request, when ids are written in
-    long long out_len, out_off
-    char *buf                # the answer, as far as it is not consumed
-    long long buf_len, buf_cap
-    long long scan           # P_HEAD: where the search for the blank line resumes
-    long long got            # bytes received for this request
-    int phase
-    int status
-    int close_after          # the server will close, or the connection cannot be trusted
-    long long remaining
-    long long bytes_in
-
-
+@cython.final
 cdef class NativeHttpTransport(Transport):
     """HTTP/1.1 over plain TCP, one request per connection at a time; see the module docstring."""
-
-    cdef Target *targets
-    cdef int n_targets
-    cdef Host *hosts
-    cdef int n_hosts
-    cdef Conn **conns
-    cdef int n_conns, cap_conns
-    cdef int free_conn           # first free connection slot (linked by next_idle), -1 none
-    cdef int busy_head, busy_tail
-    cdef int epfd
-    cdef int cap_per_host
-    cdef long long timeout_ns
-    cdef char timeout_text[48]   # "timeout after 5 s", the start of every timeout's message
-    cdef int bytes_out
-    cdef bint head_request
-    cdef bint tracing
-    cdef unsigned long long trace_high
-    cdef const int[::1] target_of
-    cdef epoll_event events[MAX_EVENTS]
 
     def __cinit__(self):
         self.epfd = -1
@@ -248,7 +75,7 @@ cdef class NativeHttpTransport(Transport):
         # The pacer's `sent_ns` (its hand-over time) is not used: a request is stamped only
         # when its first byte is written (send_request).
         if h.q_len:
-            self.enqueue(h, event, scheduled_ns)   # behind those already waiting
+            host_enqueue(h, event, scheduled_ns)   # behind those already waiting
             self.serve_queue(host)
         else:
             self.dispatch(host, event, scheduled_ns)
@@ -265,18 +92,13 @@ cdef class NativeHttpTransport(Transport):
     cpdef int abort(self) except -1:
         cdef int k
         cdef long long now = realtime_ns()
-        cdef Host *h
-        cdef long long *q
+        cdef long long event, scheduled_ns
         cdef Conn *c
         for k in range(self.n_hosts):        # waiting requests are cancelled, never sent
-            h = &self.hosts[k]
-            while h.q_len:
-                q = &h.queue[2 * h.q_head]
-                h.q_head = (h.q_head + 1) % h.q_cap
-                h.q_len -= 1
+            while host_dequeue(&self.hosts[k], &event, &scheduled_ns):
                 self.inflight -= 1
-                self.ring.push(q[0], q[1], 0, now, 0, ERR_CANCELLED, self.bytes_out, 0)
-                self.note_failure(ERR_CANCELLED, q[0], now,
+                self.ring.push(event, scheduled_ns, 0, now, 0, ERR_CANCELLED, self.bytes_out, 0)
+                self.note_failure(ERR_CANCELLED, event, now,
                                   "cancelled at the end of the run, waiting for a connection")
         for k in range(self.n_conns):
             c = self.conns[k]
@@ -305,7 +127,7 @@ cdef class NativeHttpTransport(Transport):
             self.assign(c, event, scheduled_ns, 0, realtime_ns())
             self.dial(c, h.preferred)
         else:
-            self.enqueue(h, event, scheduled_ns)
+            host_enqueue(h, event, scheduled_ns)
         return 0
 
     cdef int serve_queue(self, int host) except -1:
@@ -313,33 +135,9 @@ cdef class NativeHttpTransport(Transport):
         # request and frees the connection, and the loop goes on with the next one.
         cdef Host *h = &self.hosts[host]
         cdef long long event, scheduled_ns
-        while h.q_len and (h.idle >= 0 or h.n_conns < self.cap_per_host):
-            event = h.queue[2 * h.q_head]
-            scheduled_ns = h.queue[2 * h.q_head + 1]
-            h.q_head = (h.q_head + 1) % h.q_cap
-            h.q_len -= 1
+        while (h.idle >= 0 or h.n_conns < self.cap_per_host) and \
+                host_dequeue(h, &event, &scheduled_ns):
             self.dispatch(host, event, scheduled_ns)
-        return 0
-
-    cdef int enqueue(self, Host *h, long long event, long long scheduled_ns) except -1:
-        cdef long long *grown
-        cdef long long k, n
-        if h.q_len == h.q_cap:
-            n = max(64, 2 * h.q_cap)
-            grown = <long long *> malloc(2 * n * sizeof(long long))
-            if grown == NULL:
-                raise MemoryError()
-            for k in range(h.q_len):       # unwrap the ring into the new array
-                memcpy(&grown[2 * k], &h.queue[2 * ((h.q_head + k) % h.q_cap)],
-                       2 * sizeof(long long))
-            free(h.queue)
-            h.queue = grown
-            h.q_head = 0
-            h.q_cap = n
-        k = 2 * ((h.q_head + h.q_len) % h.q_cap)
-        h.queue[k] = event
-        h.queue[k + 1] = scheduled_ns
-        h.q_len += 1
         return 0
 
     cdef Conn *new_conn(self, int host) except NULL:
@@ -395,8 +193,7 @@ cdef class NativeHttpTransport(Transport):
         # there (its dial failed, timed out or was cancelled) has no sent stamp.
         c.sent_ns = 0
         c.retried = retried
-        c.status = 0
-        c.bytes_in = 0
+        answer_start(&c.answer, self.head_request)
         c.got = 0
         # Like libcurl's CURLOPT_TIMEOUT, the clock runs from when the request takes its
         # connection (a dial included), not while it waits for one. The timeout is the same
@@ -514,10 +311,6 @@ cdef class NativeHttpTransport(Transport):
         c.out_len = t.request_len
         c.out_off = 0
         c.buf_len = 0
-        c.scan = 0
-        c.phase = P_HEAD
-        c.close_after = 0
-        c.remaining = 0
         c.state = C_RECEIVING
         c.sent_ns = now
         return self.write_out(c)
@@ -575,36 +368,30 @@ cdef class NativeHttpTransport(Transport):
         the pacer for milliseconds: epoll reports the rest on the next poll)."""
         cdef char *grown
         cdef ssize_t n
-        cdef long long room, want
+        cdef long long room, want, used
         cdef long long budget = READ_BUDGET
         cdef int r
         cdef char text[FAILURE_TEXT]
         while True:
-            if (c.phase == P_LENGTH or c.phase == P_UNTIL_CLOSE) and c.buf_len == 0:
+            want = answer_droppable(&c.answer) if c.buf_len == 0 else 0
+            if want != 0:
                 # Body bytes are only counted: the kernel drops them, nothing is copied.
-                want = budget
-                if c.phase == P_LENGTH and c.remaining < want:
-                    want = c.remaining
+                if want < 0 or want > budget:
+                    want = budget
                 n = recv(c.fd, NULL, want, MSG_TRUNC)
                 if n > 0:
                     c.got += n
-                    c.bytes_in += n
                     budget -= n
-                    if c.phase == P_LENGTH:
-                        c.remaining -= n
-                        if c.remaining == 0:
-                            return self.complete(c, now)
+                    if answer_dropped(&c.answer, n) == DONE:
+                        return self.complete(c, now)
                     if n < want or budget <= 0:
                         return 0
                     continue
             else:
                 room = c.buf_cap - c.buf_len
                 if room == 0:
-                    # Only a head (or a chunk line) still being read fills the buffer.
-                    if c.buf_cap >= MAX_HEAD:
-                        c.close_after = 1
-                        return self.fail(c, ERR_PROTOCOL, now,
-                                         "malformed answer: head or chunk line over 256 KiB")
+                    # Only a head still being read fills the buffer, and the parser refuses
+                    # one of MAX_HEAD bytes: it never grows past that.
                     grown = <char *> realloc(c.buf, 2 * c.buf_cap)
                     if grown == NULL:
                         raise MemoryError()
@@ -616,18 +403,22 @@ cdef class NativeHttpTransport(Transport):
                     c.got += n
                     c.buf_len += n
                     budget -= n
-                    r = self.parse(c)
+                    r = answer_feed(&c.answer, c.buf, c.buf_len, &used)
                     if r == DONE:
+                        c.buf_len = 0
                         return self.complete(c, now)
                     if r == BAD:
                         text_append(text, FAILURE_TEXT, text_append(text, FAILURE_TEXT, 0,
-                                    "malformed answer: "), c.why)
+                                    "malformed answer: "), c.answer.why)
                         return self.fail(c, ERR_PROTOCOL, now, text)
+                    if used:
+                        memmove(c.buf, c.buf + used, c.buf_len - used)
+                        c.buf_len -= used
                     if n < room or budget <= 0:
                         return 0             # drained (or enough for now): epoll says when more
                     continue
             if n == 0:
-                if c.phase == P_UNTIL_CLOSE:
+                if answer_ends_at_close(&c.answer):
                     return self.complete(c, now)
                 return self.broken(c, ERR_RESET, now,
                                    "server closed the connection before answering" if c.got == 0
@@ -640,176 +431,6 @@ cdef class NativeHttpTransport(Transport):
                         "reading the answer: "), strerror(errno))
             return self.broken(c, ERR_RESET, now, text)
 
-    # ---- the answer's parser ----
-
-    cdef int parse(self, Conn *c) except -2:
-        """Consume what is in c.buf; DONE when the answer is complete, BAD if it is not HTTP."""
-        cdef long long pos = 0, take, end, size
-        cdef const char *nl
-        cdef int r
-        cdef char ch
-        while True:
-            if c.phase == P_HEAD:
-                end = blank_line_end(c.buf, c.scan, c.buf_len)
-                if end < 0:
-                    c.scan = c.buf_len - 3 if c.buf_len > 3 else 0
-                    return MORE
-                r = self.parse_head(c, end)
-                if r == BAD:
-                    return BAD                     # c.why set by parse_head
-                pos = end
-                if r == INTERIM:
-                    # 100 Continue and the like: the real answer follows.
-                    memmove(c.buf, c.buf + pos, c.buf_len - pos)
-                    c.buf_len -= pos
-                    c.scan = 0
-                    pos = 0
-                    continue
-                if r == DONE:
-                    return self.finished(c, pos)
-            elif c.phase == P_LENGTH or c.phase == P_CHUNK_DATA:
-                take = c.buf_len - pos
-                if take > c.remaining:
-                    take = c.remaining
-                c.bytes_in += take
-                c.remaining -= take
-                pos += take
-                if c.remaining:
-                    break
-                if c.phase == P_LENGTH:
-                    return self.finished(c, pos)
-                c.phase = P_CHUNK_END
-            elif c.phase == P_UNTIL_CLOSE:
-                c.bytes_in += c.buf_len - pos
-                pos = c.buf_len
-                break
-            else:
-                # A line: a chunk's size, the CRLF after its data, or a trailer.
-                nl = <const char *> memchr(c.buf + pos, c'\n', c.buf_len - pos)
-                if nl == NULL:
-                    if c.buf_len - pos > MAX_LINE:
-                        c.why = "chunk or trailer line over 4096 bytes"
-                        return BAD
-                    break
-                end = nl - c.buf                   # the '\n'
-                if c.phase == P_CHUNK_SIZE:
-                    size = 0
-                    take = pos
-                    while take < end:
-                        ch = c.buf[take]
-                        if c'0' <= ch <= c'9':
-                            size = size * 16 + (ch - c'0')
-                        elif c'a' <= ch <= c'f':
-                            size = size * 16 + (ch - c'a' + 10)
-                        elif c'A' <= ch <= c'F':
-                            size = size * 16 + (ch - c'A' + 10)
-                        else:
-                            break                  # ';' extensions, '\r'
-                        if size > (1LL << 56):
-                            c.why = "chunk size too large"
-                            return BAD
-                        take += 1
-                    if take == pos:
-                        c.why = "chunk size not hexadecimal"
-                        return BAD
-                    pos = end + 1
-                    if size == 0:
-                        c.phase = P_TRAILER
-                    else:
-                        c.remaining = size
-                        c.phase = P_CHUNK_DATA
-                elif c.phase == P_CHUNK_END:
-                    if end - pos > 1 or (end - pos == 1 and c.buf[pos] != c'\r'):
-                        c.why = "chunk longer than its size"
-                        return BAD
-                    pos = end + 1
-                    c.phase = P_CHUNK_SIZE
-                else:                              # P_TRAILER: up to an empty line
-                    take = end - pos
-                    pos = end + 1
-                    if take == 0 or (take == 1 and c.buf[end - 1] == c'\r'):
-                        return self.finished(c, pos)
-        if pos:
-            memmove(c.buf, c.buf + pos, c.buf_len - pos)
-            c.buf_len -= pos
-        return MORE
-
-    cdef int finished(self, Conn *c, long long pos) noexcept:
-        if pos < c.buf_len:
-            c.close_after = 1      # bytes past the answer: this connection cannot be trusted
-        c.buf_len = 0
-        return DONE
-
-    cdef int parse_head(self, Conn *c, long long end) noexcept:
-        """The status line and the headers that frame the body, in c.buf[:end]."""
-        cdef const char *b = c.buf
-        cdef long long start, stop, v
-        cdef const char *nl
-        cdef bint http10, chunked = False, has_length = False, keep_alive = False
-        cdef long long length = 0
-        if end < 12 or memcmp(b, b"HTTP/1.", 7) != 0 or b[8] != c' ':
-            c.why = "not an HTTP/1.x status line"
-            return BAD
-        if not (c'1' <= b[9] <= c'5' and c'0' <= b[10] <= c'9' and c'0' <= b[11] <= c'9'):
-            c.why = "status not three digits 100-599"
-            return BAD
-        c.status = (b[9] - c'0') * 100 + (b[10] - c'0') * 10 + (b[11] - c'0')
-        http10 = b[7] == c'0'
-        nl = <const char *> memchr(b, c'\n', end)
-        start = nl - b + 1
-        while start < end:
-            nl = <const char *> memchr(b + start, c'\n', end - start)
-            stop = nl - b
-            if stop > start and b[stop - 1] == c'\r':
-                stop -= 1
-            if stop == start:
-                break                                   # the blank line
-            if header_is(b, start, stop, b"content-length:", 15):
-                v = start + 15
-                while v < stop and (b[v] == c' ' or b[v] == c'\t'):
-                    v += 1
-                c.why = "bad Content-Length"
-                if v == stop:
-                    return BAD
-                length = 0
-                while v < stop and c'0' <= b[v] <= c'9':
-                    length = length * 10 + (b[v] - c'0')
-                    if length > (1LL << 56):
-                        return BAD
-                    v += 1
-                while v < stop and (b[v] == c' ' or b[v] == c'\t'):
-                    v += 1
-                if v != stop:
-                    return BAD
-                has_length = True
-            elif header_is(b, start, stop, b"transfer-encoding:", 18):
-                chunked = value_has(b, start + 18, stop, b"chunked", 7)
-            elif header_is(b, start, stop, b"connection:", 11):
-                if value_has(b, start + 11, stop, b"close", 5):
-                    c.close_after = 1
-                if value_has(b, start + 11, stop, b"keep-alive", 10):
-                    keep_alive = True
-            start = nl - b + 1
-        if http10 and not keep_alive:
-            c.close_after = 1
-        if c.status < 200:
-            if c.status == 101:
-                c.why = "101 Switching Protocols (no protocol switches here)"
-                return BAD
-            return INTERIM
-        if self.head_request or c.status == 204 or c.status == 304 or \
-                (has_length and length == 0 and not chunked):
-            return DONE
-        if chunked:
-            c.phase = P_CHUNK_SIZE
-        elif has_length:
-            c.phase = P_LENGTH
-            c.remaining = length
-        else:
-            c.phase = P_UNTIL_CLOSE
-            c.close_after = 1
-        return MORE
-
     # ---- endings ----
 
     cdef int record(self, Conn *c, signed char kind, long long done_ns,
@@ -819,8 +440,8 @@ cdef class NativeHttpTransport(Transport):
         if c.sent_ns and done_ns < c.sent_ns:
             done_ns = c.sent_ns
         self.inflight -= 1
-        self.ring.push(c.event, c.scheduled_ns, c.sent_ns, done_ns, c.status, kind,
-                       self.bytes_out, c.bytes_in)
+        self.ring.push(c.event, c.scheduled_ns, c.sent_ns, done_ns, c.answer.status, kind,
+                       self.bytes_out, c.answer.body_bytes)
         if kind != ERR_OK:
             self.note_failure(kind, c.event, done_ns, message)
         c.event = -1
@@ -829,14 +450,14 @@ cdef class NativeHttpTransport(Transport):
     cdef int complete(self, Conn *c, long long now) except -1:
         cdef Host *h
         cdef char text[16]
-        if c.status < 400:
+        if c.answer.status < 400:
             self.record(c, ERR_OK, now, NULL)
         else:
             text_append_int(text, sizeof(text), text_append(text, sizeof(text), 0, "HTTP "),
-                            c.status)
+                            c.answer.status)
             self.record(c, ERR_STATUS, now, text)
         c.served += 1
-        if c.close_after or c.out_off < c.out_len:    # answered before the body was all sent
+        if c.answer.close_after or c.out_off < c.out_len:    # answered before the body was all sent
             return self.close_conn(c)
         h = &self.hosts[c.host]
         c.state = C_IDLE
@@ -916,8 +537,7 @@ cdef class NativeHttpTransport(Transport):
         while self.busy_head >= 0 and self.conns[self.busy_head].deadline_ns <= arrived:
             c = self.conns[self.busy_head]
             host = c.host
-            c.close_after = 1
-            self.timed_out(c, arrived)
+            self.timed_out(c, arrived)      # closes the connection: it may still answer
             if self.hosts[host].q_len:
                 self.serve_queue(host)
         return 0
@@ -973,52 +593,3 @@ cdef class NativeHttpTransport(Transport):
 
     def __dealloc__(self):
         self.release()
-
-
-def address_text(bytes packed):
-    """'127.0.0.1:80' or '[::1]:80' of a packed sockaddr_in / sockaddr_in6."""
-    import socket
-    import struct
-    family = struct.unpack("=H", packed[:2])[0]
-    if family == socket.AF_INET and len(packed) >= 8:
-        return f"{socket.inet_ntop(socket.AF_INET, packed[4:8])}:{struct.unpack('!H', packed[2:4])[0]}"
-    if family == socket.AF_INET6 and len(packed) >= 24:
-        return f"[{socket.inet_ntop(socket.AF_INET6, packed[8:24])}]:{struct.unpack('!H', packed[2:4])[0]}"
-    return f"an address of family {family}"
-
-
-cdef long long blank_line_end(const char *b, long long start, long long length) noexcept nogil:
-    """Index just past the head's blank line ("\\r\\n\\r\\n", or a bare "\\n\\n"), -1 none yet."""
-    cdef long long k = start
-    cdef const char *nl
-    while k < length:
-        nl = <const char *> memchr(b + k, c'\n', length - k)
-        if nl == NULL:
-            return -1
-        k = nl - b + 1
-        if k < length and b[k] == c'\n':
-            return k + 1
-        if k + 1 < length and b[k] == c'\r' and b[k + 1] == c'\n':
-            return k + 2
-    return -1
-
-
-cdef inline bint header_is(const char *b, long long start, long long stop, const char *name,
-                           long long n) noexcept nogil:
-    return stop - start >= n and strncasecmp(b + start, name, n) == 0
-
-
-cdef bint value_has(const char *b, long long start, long long stop, const char *word,
-                    long long n) noexcept nogil:
-    # A comma-separated header value holds `word` (any case), as a whole token.
-    cdef long long k = start
-    cdef char before, after
-    while k + n <= stop:
-        if strncasecmp(b + k, word, n) == 0:
-            before = b[k - 1]
-            after = b[k + n] if k + n < stop else c','
-            if (before == c' ' or before == c',' or before == c':' or before == c'\t') and \
-                    (after == c' ' or after == c',' or after == c'\t' or after == c';'):
-                return True
-        k += 1
-    return False

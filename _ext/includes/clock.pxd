@@ -1,4 +1,6 @@
-# C externs the pacer needs, all callable without the GIL.
+# C externs for time and memory order: the clock every record is stamped with, absolute
+# sleeps, the spin-wait hint and the acquire/release accesses of the shared blocks. All
+# callable without the GIL.
 cdef extern from "<time.h>" nogil:
     ctypedef long time_t
     cdef struct timespec:

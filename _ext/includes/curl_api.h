@@ -2,7 +2,7 @@
  *
  * replayer builds without libcurl's headers and uses the libcurl that pycurl already loaded
  * (the wheel bundles one with HTTP/2), so the same library serves both. Option, info and
- * message numbers are libcurl's stable ABI values (curl.h, multi.h); tests/test_curl_transport.py
+ * message numbers are libcurl's stable ABI values (curl.h, multi.h); tests/e2e/test_curl_transport.py
  * checks them against pycurl's constants. The variadic setopt/getinfo are wrapped in typed
  * helpers, so a long is never passed where libcurl reads a pointer.
  */

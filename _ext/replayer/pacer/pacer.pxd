@@ -1,0 +1,42 @@
+# The pacer: sends a worker's share of the schedule at its due times.
+
+# What the pacer does next (pace_step in pacer.pyx; pace_decision for tests).
+cdef enum PaceAction:
+    PACE_SEND
+    PACE_SPIN                # spin (or poll completions) until the hand-over time
+    PACE_SLEEP               # sleep (or wait for completions) until the spin window
+
+cdef enum:
+    # Requests submitted before the transport is told to flush them onto the wire, when a
+    # burst (equal due times, or a pacer behind schedule) goes on.
+    MAX_BURST = 32
+    # While spinning with requests in flight, the pacer polls the transport (completions are
+    # stamped when they come, and the CPU never idles) until this close to the send time.
+    BUSY_POLL_MARGIN_NS = 5000
+    # Wake-up lateness is kept as the maximum of the current and the previous window.
+    WAKE_WINDOW_NS = 1000000000
+
+
+@cython.final
+cdef class Pacer:
+    cdef const long long[::1] t_ns
+    cdef long long first, stride, n_total
+    cdef long long[::1] control
+    cdef long long spin_ns
+    cdef long long max_spin_ns
+    cdef long long wake_late_now, wake_late_before, wake_window_end
+    cdef long long max_inflight
+    cdef double _time_scale
+    cdef bint fake_clock
+    cdef public long long fake_now
+    cdef public long long next_index
+    cdef public long long submitted
+    cdef public long long overloaded
+    cdef public long long not_sent
+    cdef bytes overload_message
+
+    cdef long long now(self) noexcept nogil
+    cdef void sleep_until(self, long long t) noexcept nogil
+    cdef void spin_until(self, long long t) noexcept nogil
+    cdef long long spin_window(self) noexcept nogil
+    cdef void note_wake(self, long long wanted, long long woke) noexcept nogil

@@ -1,0 +1,208 @@
+# The pacer: its decision (pace_step, the one the tests table), its loop and its clocks.
+
+def now_ns():
+    """CLOCK_REALTIME in ns, the clock every record time is stamped with."""
+    return realtime_ns()
+
+
+cdef inline PaceAction pace_step(long long now, long long due, long long lead, long long spin,
+                                 long long *until) noexcept nogil:
+    """What to do at `now` for a request due at `due`, handed over `lead` early: send at once
+    (from lead before it is due), spin until then (inside the spin window), or sleep until
+    the spin window opens. `until` is set to the send, spin or wake time."""
+    cdef long long go = due - lead
+    if now >= go:
+        until[0] = now
+        return PACE_SEND
+    if due - now > spin:
+        until[0] = due - spin
+        return PACE_SLEEP
+    until[0] = go
+    return PACE_SPIN
+
+
+def pace_decision(long long now, long long due, long long lead_ns, long long spin_ns):
+    """pace_step, the pacer's decision, for table-driven tests: ('send', now), ('spin', due -
+    lead_ns) in the last spin_ns, or ('sleep', due - spin_ns) before."""
+    cdef long long until
+    cdef PaceAction action = pace_step(now, due, lead_ns, spin_ns, &until)
+    return ({PACE_SEND: "send", PACE_SPIN: "spin", PACE_SLEEP: "sleep"}[action], until)
+
+
+@cython.final
+cdef class Pacer:
+    """Sends events first, first+stride, ... of a sorted schedule at start + t_ns * scale.
+
+    Far from the next due time it sleeps (or lets the transport wait for completions); in the
+    last part it spins (polling the transport while requests are in flight). That part is
+    spin_ns, widened to spin_ns + 2x the latest wake-ups' lateness, up to max_spin_ns: on a VM
+    whose idle vCPU is woken milliseconds late, it stops sleeping at all between close
+    requests. With fake_clock=True, time only moves when the pacer sleeps or spins
+    or a test calls advance(): the table-driven tests run the real loop against it.
+    """
+
+    def __init__(self, const long long[::1] t_ns, long long first, long long stride,
+                 long long[::1] control, long long spin_ns=50000, long long max_inflight=1 << 30,
+                 bint fake_clock=False, long long fake_now=0, long long max_spin_ns=-1):
+        if stride <= 0 or first < 0:
+            raise ValueError("stride must be positive and first non-negative")
+        if control.shape[0] < CONTROL_SIZE:
+            raise ValueError("control block too small")
+        self.t_ns = t_ns
+        self.first = first
+        self.stride = stride
+        self.n_total = t_ns.shape[0]
+        self.control = control
+        self.spin_ns = spin_ns
+        self.max_spin_ns = max(spin_ns, max_spin_ns)   # -1: the window never widens
+        self.wake_late_now = 0
+        self.wake_late_before = 0
+        self.wake_window_end = 0
+        self.max_inflight = max_inflight
+        self.fake_clock = fake_clock
+        self.fake_now = fake_now
+        self.next_index = first
+        self.submitted = 0
+        self.overloaded = 0
+        self.not_sent = 0
+        self.overload_message = (f"over --max-inflight: {max_inflight} requests in flight, "
+                                 "not sent").encode()
+
+    cdef long long now(self) noexcept nogil:
+        if self.fake_clock:
+            return self.fake_now
+        return realtime_ns()
+
+    cdef void sleep_until(self, long long t) noexcept nogil:
+        if self.fake_clock:
+            if t > self.fake_now:
+                self.fake_now = t
+        else:
+            sleep_until_realtime_ns(t)
+
+    cdef void spin_until(self, long long t) noexcept nogil:
+        if self.fake_clock:
+            if t > self.fake_now:
+                self.fake_now = t
+            return
+        while realtime_ns() < t:
+            cpu_relax()
+
+    cdef long long spin_window(self) noexcept nogil:
+        cdef long long late = max(self.wake_late_now, self.wake_late_before)
+        return min(self.spin_ns + 2 * late, self.max_spin_ns)
+
+    cdef void note_wake(self, long long wanted, long long woke) noexcept nogil:
+        # How late a sleep (or a wait in the transport) ended; a window turns over only when a
+        # new sample comes, so a pacer that no longer sleeps keeps what made it stop.
+        cdef long long late = woke - wanted
+        if late < 0:
+            return               # woken early by a completion: says nothing of the wake-up
+        if woke >= self.wake_window_end:
+            self.wake_late_before = self.wake_late_now
+            self.wake_late_now = 0
+            self.wake_window_end = woke + WAKE_WINDOW_NS
+        if late > self.wake_late_now:
+            self.wake_late_now = late
+
+    @property
+    def spin_window_ns(self):
+        """The spin window now in use (spin_ns, widened by late wake-ups)."""
+        return self.spin_window()
+
+    def advance(self, long long ns):
+        """Fake clock only: time spent elsewhere (a slow transport, a preempted process)."""
+        self.fake_now += ns
+
+    @property
+    def time_scale(self):
+        return self._time_scale
+
+    def run(self, Transport transport, long long drain_timeout_ns):
+        """Send this worker's share of the schedule, then drain in-flight requests.
+
+        Returns when every event of the share has its record in the ring (sent, refused by
+        the in-flight bound, or not sent because of a stop).
+        """
+        cdef long long start = self.control[CONTROL_START_NS]
+        cdef long long i = self.next_index
+        cdef long long n = self.n_total
+        cdef long long due, now, until
+        cdef PaceAction action
+        cdef long long burst = 0
+        # The lead is spent spinning (in the transport), so it comes out of the spin budget:
+        # the pacer wakes spin_ns before the due time either way.
+        cdef long long lead = min(transport.lead_ns, self.spin_ns)
+        cdef RecordRing ring = transport.ring
+        cdef const char *overload_message = self.overload_message
+        self._time_scale = self.control[CONTROL_TIME_SCALE_PPM] / 1e6
+        if start <= 0:
+            raise ValueError("control block has no start time")
+        while i < n:
+            if load_acquire(&self.control[CONTROL_STOP]) != 0:
+                break
+            due = start + <long long>(self.t_ns[i] * self._time_scale)
+            now = self.now()
+            action = pace_step(now, due, lead, self.spin_window(), &until)
+            if action != PACE_SEND:
+                if burst:
+                    transport.flush()   # GIL seam: end of a burst
+                    burst = 0
+                    continue
+                if action == PACE_SLEEP:
+                    if transport.inflight > 0:
+                        transport.poll(until - now)   # GIL seam: completions while far
+                    else:
+                        with nogil:
+                            self.sleep_until(until)
+                    self.note_wake(until, self.now())
+                    continue
+                if transport.inflight > 0 and until - now > BUSY_POLL_MARGIN_NS and not self.fake_clock:
+                    transport.poll(0)   # GIL seam: completions while spinning
+                    continue
+                # The transport holds the request back until `due` itself.
+                with nogil:
+                    self.spin_until(until)
+                now = self.now()
+            if transport.inflight >= self.max_inflight:
+                transport.poll(0)   # GIL seam: at the bound, reap what finished first
+            if transport.inflight >= self.max_inflight:
+                # Open loop: never wait for a slot, say that this one could not go.
+                ring.push(i, due, 0, 0, 0, ERR_OVERLOAD, 0, 0)
+                transport.note_failure(ERR_OVERLOAD, i, now, overload_message)
+                self.overloaded += 1
+            else:
+                transport.submit(i, due, now)   # GIL seam: one call per request
+                self.submitted += 1
+                burst += 1
+                if burst >= MAX_BURST:
+                    # Behind schedule, every event is due: still put requests on the wire.
+                    transport.flush()   # GIL seam: a long burst
+                    burst = 0
+            i += self.stride
+        if burst:
+            transport.flush()
+        self.next_index = i
+        # Stopped early: every event left still gets its record.
+        now = self.now()
+        while i < n:
+            due = start + <long long>(self.t_ns[i] * self._time_scale)
+            ring.push(i, due, 0, 0, 0, ERR_NOT_SENT, 0, 0)
+            transport.note_failure(ERR_NOT_SENT, i, now, "the run stopped before its due time")
+            self.not_sent += 1
+            i += self.stride
+        self.next_index = i
+        self._drain(transport, drain_timeout_ns)
+
+    def _drain(self, Transport transport, long long drain_timeout_ns):
+        cdef long long deadline = self.now() + drain_timeout_ns
+        cdef long long now
+        while transport.inflight > 0:
+            if load_acquire(&self.control[CONTROL_STOP]) == STOP_ABORT:
+                break
+            now = self.now()
+            if now >= deadline:
+                break
+            transport.poll(min(deadline - now, 10000000))
+        if transport.inflight > 0:
+            transport.abort()
