@@ -15,7 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from _lib import cpus, free_port, proc_cpu_s, wait_port
+from _lib import cpus, proc_cpu_s, wait_port
+from replayer.loopback.procinfo import children, free_port
 
 HTTP_SERVER = """
     listen 127.0.0.1:{port} reuseport backlog=4096;
@@ -85,12 +86,9 @@ http {{
     def _workers(self) -> list[int]:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            try:
-                kids = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
-            except OSError:
-                kids = []
+            kids = children(self.proc.pid)
             if len(kids) >= self.workers:
-                return [int(k) for k in kids]
+                return kids
             time.sleep(0.05)
         return []
 

@@ -6,14 +6,15 @@ import atexit
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from replayer.loopback.launch import ServeProcess, start_serve
+from replayer.loopback.procinfo import free_port  # noqa: F401  (the tests import it from here)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_LOAD = str(ROOT / "traces" / "example-load.json")
@@ -30,33 +31,13 @@ def run_cwd() -> Path:
     return _run_cwd
 
 
-@dataclass
-class Target:
-    proc: subprocess.Popen
-    http_port: int
-    grpc_port: int
+def start_target(*extra: str) -> ServeProcess:
+    """`replayer serve EXTRA` on free loopback ports (HTTP and gRPC), once it is ready."""
+    return start_serve(*extra)
 
 
-def start_target(*extra: str) -> Target:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "replayer", "serve", "--http-port", "0", "--grpc-port", "0", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
-    ports = {}
-    for line in proc.stdout:
-        words = line.split()
-        if words == ["ready"]:
-            break
-        ports[words[0]] = int(words[1].rsplit(":", 1)[1])
-    assert set(ports) == {"http", "grpc"}, "replayer serve did not start"
-    return Target(proc, ports["http"], ports["grpc"])
-
-
-def stop_target(target: Target) -> None:
-    target.proc.send_signal(signal.SIGTERM)
-    try:
-        target.proc.wait(10)
-    except subprocess.TimeoutExpired:
-        target.proc.kill()
+def stop_target(target: ServeProcess) -> None:
+    target.stop()
 
 
 @pytest.fixture(scope="session")
@@ -88,10 +69,3 @@ def replayer(*args: str, timeout: float = 120, env=None, check_exit: int | None 
     if check_exit is not None:
         assert proc.returncode == check_exit, (proc.returncode, proc.stdout, proc.stderr)
     return proc
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

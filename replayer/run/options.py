@@ -1,8 +1,7 @@
-"""`replayer run` options (declared once; the CLI derives every spelling) and the run plan."""
+"""`replayer run` options, as the user gave them: declared once (the CLI derives every spelling)
+and validated. What follows from them is the run plan (replayer.run.plan)."""
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -160,9 +159,10 @@ class RunOptions:
                              f"and {MAX_TIME_SCALE}")
         if not 10 <= self.flush_ms <= 60_000:
             raise InputError(f"--flush-ms {self.flush_ms}: must be between 10 and 60000")
-        self.shard_index, self.shard_count = parse_shard(self.shard)
-        self.resolve_map = parse_resolve(self.resolve)
-        self.headers = parse_headers(self.header)
+        # Checked here; the plan (replayer.run.plan) parses them again for what it derives.
+        parse_shard(self.shard)
+        parse_resolve(self.resolve)
+        parse_headers(self.header)
         try:
             if len(self.url_template.format(endpoint="e", port=1)) > 8192:
                 raise ValueError("the URL is longer than 8192 characters")
@@ -183,20 +183,6 @@ class RunOptions:
                                  "--http-client curl or auto")
         if self.body is not None and self.body_file is not None:
             raise InputError("--body and --body-file: give one of them")
-
-    def run_dir(self) -> Path:
-        return Path(self.out) if self.out else Path("results") / f"run-{int(time.time())}"
-
-    def payload(self) -> bytes | None:
-        if self.body_file is not None:
-            try:
-                return Path(self.body_file).read_bytes()
-            except OSError as exc:
-                raise InputError(f"--body-file {self.body_file}: {exc.strerror}") from None
-        return None if self.body is None else self.body.encode()
-
-    def worker_count(self) -> int:
-        return self.workers or len(os.sched_getaffinity(0))
 
 
 URL_SCHEMES = ("http", "https")

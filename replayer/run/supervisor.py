@@ -1,6 +1,7 @@
-"""The parent of a run: plan it, start pinned workers on the shared schedule, give them one
-start time, drain their record rings to Arrow while they run, handle Ctrl-C/SIGTERM and
-dead workers, then write the summary.
+"""The parent of a run: load the schedule, plan the run (plan.py), prepare its directory
+(rundir.py), start pinned workers on the shared schedule, give them one start time, drain
+their record rings to Arrow while they run, handle Ctrl-C/SIGTERM and dead workers, then write
+the summary.
 
 A stop (first Ctrl-C or SIGTERM) tells pacers through the control block to stop scheduling:
 unsent requests are recorded as not_sent and in-flight ones are awaited up to their timeout.
@@ -13,11 +14,8 @@ import multiprocessing as mp
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -25,126 +23,85 @@ import numpy as np
 from replayer import __version__, _pacer
 from replayer.run import shm
 from replayer.run.options import RunOptions
+from replayer.run.plan import RunPlan, make_plan, replayed_units, short_load_warning
+from replayer.run.rundir import (check_latf, latf_path, prepare_run_dir, run_dir_path, run_info,
+                                 write_run_json)
 from replayer.errors import InputError, RunError
-from replayer.analysis.export import export_latf
+from replayer.analysis.export import LatfWriter
 from replayer.analysis.records import RecordWriter, RingDrain, records_path
-from replayer.schedules.schedule import MINUTE_NS, NS_PER_S, Schedule, worker_shards
-from replayer.analysis.summary import Progress, format_summary, summarize_run
+from replayer.schedules.schedule import NS_PER_S, Schedule
+from replayer.analysis.progress import Progress
+from replayer.analysis.summary import format_summary, summarize_run
 from replayer.schedules import load_schedule_units
+from replayer.loopback.launch import ServeProcess, start_serve
 from replayer.transports import TransportConfig, check_endpoints, http_client_of, local_endpoint
-from replayer.run.worker import (ST_CPU_NS, ST_EVENTS, ST_NOT_SENT, ST_OVERLOADED, ST_RING_WAITS,
+from replayer._pacer import (ST_CPU_NS, ST_EVENTS, ST_NOT_SENT, ST_OVERLOADED, ST_RING_WAITS,
                              ST_SPIN_WINDOW_NS, ST_STATE, ST_SUBMITTED, STATE_FAILED, STATE_READY,
-                             STATUS_FIELDS, WorkerSpec, worker_main)
+                             STATUS_FIELDS)
+from replayer.run.worker import WorkerSpec, worker_main
 
 READY_TIMEOUT_S = 60.0
-DEFAULT_SPIN_MAX_US = 2000       # --spin-max-us where a worker has a CPU to itself and one is left
 START_LEAD_NS = 100_000_000     # start this long after the last worker is ready
-MIN_RING, MAX_RING = 1 << 10, 1 << 18
 SUPERVISE_TICK_S = 0.01
+LOCAL_TARGET_STOP_S = 5.0
 
 
-class LocalTarget:
-    """`replayer serve` on loopback ephemeral ports, for --local-target runs."""
-
-    def __init__(self):
-        # cwd: where this replayer package lives, so the child imports the same one.
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "replayer", "serve", "--http-port", "0", "--grpc-port", "0"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            cwd=Path(__file__).resolve().parent.parent,
-            start_new_session=True)   # not in our process group: Ctrl-C must not stop it mid-drain
-        self.ports = {}
-        deadline = time.monotonic() + 30
-        for line in self.proc.stdout:
-            words = line.split()
-            if words == ["ready"]:
-                break
-            if len(words) == 2:
-                self.ports[words[0]] = int(words[1].rsplit(":", 1)[1])
-            if time.monotonic() > deadline:
-                break
-        if "http" not in self.ports or "grpc" not in self.ports:
-            self.stop()
-            raise RunError("the built-in target (replayer serve) did not start")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+def request_payload(opts: RunOptions) -> bytes | None:
+    """The bytes every request carries: --body-file's, --body's, else for gRPC a helloworld
+    request named --grpc-name."""
+    if opts.body_file is not None:
+        try:
+            return Path(opts.body_file).read_bytes()
+        except OSError as exc:
+            raise InputError(f"--body-file {opts.body_file}: {exc.strerror}") from None
+    if opts.body is not None:
+        return opts.body.encode()
+    if opts.protocol == "grpc":
+        from replayer.transports.helloworld import hello_request
+        return hello_request(opts.grpc_name)
+    return None
 
 
-RING_SPAN_NS = 250_000_000      # a ring holds this long (real time) of its worker's busiest stretch
-RING_FLOOR = 1 << 14            # and at least this many rows (a late worker catching up)
+def transport_config(opts: RunOptions, plan: RunPlan, endpoints: list[str],
+                     local_target: ServeProcess | None, trace_id_high: int | None) -> TransportConfig:
+    """What every worker builds its transport from; with a local target, every endpoint goes
+    to it (its own port gives way too)."""
+    resolve, port = dict(plan.resolve_map), opts.port
+    endpoints = list(endpoints)
+    if local_target is not None:
+        resolve = {"*": "127.0.0.1"}
+        port = local_target.ports["http" if opts.protocol == "http" else "grpc"]
+        endpoints = [local_endpoint(e) for e in endpoints]
+    config = TransportConfig(
+        protocol=opts.protocol, endpoints=endpoints, port=port,
+        timeout_s=opts.timeout, resolve=resolve, url_template=opts.url_template,
+        method=opts.method, headers=list(plan.headers), payload=request_payload(opts),
+        http_version=opts.http_version, insecure=opts.insecure,
+        grpc_method=opts.grpc_method, grpc_client=opts.grpc_client,
+        http_client=opts.http_client,
+        max_inflight=opts.max_inflight,
+        connections=opts.connections,
+        trace_id_high=trace_id_high)
+    if config.protocol == "http":
+        # --http-client auto is decided once, here: every worker builds the same client
+        # and run.json says which.
+        config.http_client = http_client_of(config)
+    return config
 
 
-def _min_span(t_ns: np.ndarray, k: int, chunk: int = 1 << 20) -> int:
-    """The shortest time that k + 1 consecutive requests span (chunked: bounded temporaries)."""
-    best = None
-    for lo in range(0, len(t_ns) - k, chunk):
-        hi = min(lo + chunk, len(t_ns) - k)
-        d = int((t_ns[lo + k:hi + k] - t_ns[lo:hi]).min())
-        best = d if best is None else min(best, d)
-    return 0 if best is None else best
+class Supervisor:
+    """One run, from the options to the summary (run()); the parent's side of every worker."""
 
-
-def _ring_capacity(events: int, t_ns: np.ndarray | None = None, stride: int = 1,
-                   time_scale: float = 1.0) -> int:
-    """Rows of a worker's record ring (a power of two): no more than its events need (within
-    MIN_RING..MAX_RING) and, given the schedule (every stride-th request is the worker's),
-    no more than RING_SPAN_NS of its busiest stretch needs, but at least RING_FLOOR. The
-    parent drains a ring once it is a quarter full (it looks every SUPERVISE_TICK_S), so a
-    worker waits for room only when the parent falls behind for most of RING_SPAN_NS."""
-    cap = MIN_RING
-    while cap < events and cap < MAX_RING:
-        cap <<= 1
-    if t_ns is None:
-        return cap
-    span = RING_SPAN_NS / time_scale            # in schedule time
-    need = min(cap, RING_FLOOR)
-    while need < cap and need * stride < len(t_ns) and _min_span(t_ns, need * stride) < span:
-        need <<= 1
-    return need
-
-
-# Arrow bytes per record on disk (measured: ~58 B of columns plus batch framing), with margin.
-RECORD_DISK_BYTES = 80
-
-
-def _check_disk_space(path: Path, records: int) -> None:
-    st = os.statvfs(path)
-    free = st.f_bavail * st.f_frsize
-    need = records * RECORD_DISK_BYTES + (1 << 20)
-    if free < need:
-        raise InputError(f"--out {path}: about {need / 1e6:.1f} MB needed for {records} records "
-                         f"but {free / 1e6:.1f} MB free; free some space or choose another "
-                         "directory")
-
-
-def _prepare_run_dir(path: Path) -> None:
-    if path.exists() and any(path.glob("records-w*.arrow")):
-        raise InputError(f"--out {path}: already holds a run's records; choose another directory")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_bytes(b"x")
-        probe.unlink()
-    except OSError as exc:
-        raise InputError(f"--out {path}: cannot write there ({exc.strerror}); choose a writable "
-                         "directory") from None
-
-
-class Orchestrator:
     def __init__(self, opts: RunOptions):
         self.opts = opts
+        self.plan: RunPlan | None = None          # made once the schedule is loaded
+        self.run_dir: Path | None = None
         self.stop_requests = 0
         self.segments: list[shm.Segment] = []
         self.procs: list[mp.Process] = []
         self.writers: list[RecordWriter] = []
         self.drains: list[RingDrain] = []
-        self.local_target: LocalTarget | None = None
+        self.local_target: ServeProcess | None = None
         self.failed_workers: dict[int, str] = {}
         self.write_error: OSError | None = None
         self.trace_id_high = int.from_bytes(os.urandom(8), "big") | 1 if opts.trace else None
@@ -156,13 +113,13 @@ class Orchestrator:
         if self.opts.dbg:
             self.log(msg)
 
-    # -- plan ---------------------------------------------------------------------------------
+    # -- before the workers -------------------------------------------------------------------
     def load(self) -> Schedule:
         """The first -warmup + -duration units of the load, as the invoker replays them (a
         shorter load is replayed whole, with a warning), once -latf is known to be writable."""
         opts = self.opts
         t0 = time.monotonic()
-        wanted = opts.warmup + opts.duration
+        wanted = replayed_units(opts)
         schedule, units = load_schedule_units(opts.trace_file, minute=opts.minute,
                                               max_units=wanted)
         self.debug(f"decoded {len(schedule)} requests for {len(schedule.targets)} endpoints from "
@@ -173,81 +130,63 @@ class Orchestrator:
                              "replay")
         if opts.latf:
             check_latf(opts.latf)
-        if units < wanted:
-            measured = max(0, units - opts.warmup)
-            self.log(f"warning: {opts.trace_file} holds {_units(units, schedule.unit_ns)}, "
-                     f"fewer than -warmup {opts.warmup} + -duration {opts.duration}: replaying "
-                     f"{units}, " + (f"measuring the last {measured}" if measured else
-                                     "measuring none (all of it is warm-up)"))
+        warning = short_load_warning(opts, units, schedule.unit_ns)
+        if warning:
+            self.log(warning)
         return schedule
 
-    def transport_config(self, schedule: Schedule) -> TransportConfig:
-        opts = self.opts
-        resolve, port = dict(opts.resolve_map), opts.port
-        endpoints = list(schedule.targets)
-        if self.local_target is not None:
-            resolve = {"*": "127.0.0.1"}
-            port = self.local_target.ports["http" if opts.protocol == "http" else "grpc"]
-            # Every endpoint goes to the local target: its own port gives way too.
-            endpoints = [local_endpoint(e) for e in endpoints]
-        payload = opts.payload()
-        if opts.protocol == "grpc" and payload is None:
-            from replayer.transports.helloworld import hello_request
-            payload = hello_request(opts.grpc_name)
-        config = TransportConfig(
-            protocol=opts.protocol, endpoints=endpoints, port=port,
-            timeout_s=opts.timeout, resolve=resolve, url_template=opts.url_template,
-            method=opts.method, headers=opts.headers, payload=payload,
-            http_version=opts.http_version, insecure=opts.insecure,
-            grpc_method=opts.grpc_method, grpc_client=opts.grpc_client,
-            http_client=opts.http_client,
-            max_inflight=opts.max_inflight,
-            connections=opts.connections,
-            trace_id_high=self.trace_id_high)
-        if config.protocol == "http":
-            # --http-client auto is decided once, here: every worker builds the same client
-            # and run.json says which.
-            config.http_client = http_client_of(config)
-        return config
-
-    # -- run ----------------------------------------------------------------------------------
     def run(self) -> int:
         opts = self.opts
         schedule = self.load()
         # Before the run directory exists: a malformed endpoint leaves nothing behind.
         check_endpoints(schedule.targets, opts.trace_file, opts.protocol, opts.url_template)
-        run_dir = opts.run_dir()
-        _prepare_run_dir(run_dir)
-        _check_disk_space(run_dir, len(range(opts.shard_index, len(schedule), opts.shard_count)))
-        self.run_dir = run_dir
+        self.plan = make_plan(opts, schedule.t_ns, schedule.unit_ns, os.sched_getaffinity(0))
+        self.run_dir = run_dir_path(opts.out)
+        prepare_run_dir(self.run_dir, self.plan.node_requests)
         if opts.local_target:
-            self.local_target = LocalTarget()
+            # Outside our process group: Ctrl-C must not stop it while the run drains.
+            self.local_target = start_serve(new_session=True)
         try:
-            return self._run(schedule, run_dir)
+            return self._run(schedule)
         finally:
             if self.local_target is not None:
-                self.local_target.stop()
+                self.local_target.stop(LOCAL_TARGET_STOP_S)
             for seg in self.segments:
                 seg.close()
 
-    def _run(self, schedule: Schedule, run_dir: Path) -> int:
-        opts = self.opts
-        n = len(schedule)
-        node_events = len(range(opts.shard_index, n, opts.shard_count))
-        self.node_events = node_events
-        workers = max(1, min(opts.worker_count(), node_events))
-        cpus = sorted(os.sched_getaffinity(0))
-        pin = not opts.no_pin and workers <= len(cpus)
-        spin_max_us = opts.spin_max_us
-        if spin_max_us is None:
-            # Widening the spin keeps a worker's CPU busy between close requests: only where it
-            # has that CPU to itself and another is left for the parent and whatever else runs.
-            spin_max_us = DEFAULT_SPIN_MAX_US if pin and workers < len(cpus) else opts.spin_us
-        if not opts.no_pin and not pin:
-            self.log(f"{workers} workers on {len(cpus)} CPUs: not pinning")
-        warmup_ns = opts.warmup * schedule.unit_ns     # the load's unit (a columnar file's own)
-        tconf = self.transport_config(schedule)
+    def _run(self, schedule: Schedule) -> int:
+        opts, plan = self.opts, self.plan
+        note = plan.pinning_note(opts.no_pin)
+        if note:
+            self.log(note)
+        tconf = transport_config(opts, plan, schedule.targets, self.local_target,
+                                 self.trace_id_high)
+        specs = self._share(schedule, tconf)
+        info = run_info(opts, plan, schedule, tconf)
+        write_run_json(self.run_dir, info)
+        self._spawn(specs)
+        old_handlers = self._install_signals()
+        try:
+            self._wait_ready()
+            info["start_ns"] = self._start()
+            write_run_json(self.run_dir, info)
+            self.log(f"replaying {plan.node_requests} requests from {opts.trace_file} with "
+                     f"{plan.workers} worker{'s' if plan.workers > 1 else ''} ({opts.protocol}) "
+                     f"into {self.run_dir}")
+            self._supervise()
+        finally:
+            self._restore_signals(old_handlers)
+            self._end_workers()
+        if self.write_error is not None:
+            raise RunError(f"run stopped: cannot write records under {self.run_dir} "
+                           f"({self.write_error.strerror or self.write_error}); the records "
+                           "written before are kept", exit_code=4)
+        return self._finish(info)
 
+    def _share(self, schedule: Schedule, tconf: TransportConfig) -> list[WorkerSpec]:
+        """The shared memory of the run (schedule columns, control and status blocks, a record
+        ring per worker), the parent's writer and drain of each ring, and the workers' specs."""
+        opts, plan = self.opts, self.plan
         # A load.json is decoded straight into shared segments: they are shared as they are.
         # Other schedules are copied into new ones, which then serve the parent too (its
         # private columns, 12 B a request, are dropped).
@@ -255,98 +194,47 @@ class Orchestrator:
         seg_target, target_view = shm.share_array("target", schedule.target)
         schedule.t_ns, schedule.target = t_view, target_view
         control_seg = shm.Segment("control", _pacer.CONTROL_SIZE * 8)
-        status_seg = shm.Segment("status", workers * STATUS_FIELDS * 8)
+        status_seg = shm.Segment("status", plan.workers * STATUS_FIELDS * 8)
         self.segments += [seg_t, seg_target, control_seg, status_seg]
-        control = control_seg.array(np.int64)
-        control[_pacer.CONTROL_TIME_SCALE_PPM] = int(round(opts.time_scale * 1e6))
-        status = status_seg.array(np.int64).reshape(workers, STATUS_FIELDS)
-        self.control, self.status = control, status
-
-        metadata = {"version": __version__, "trace": str(opts.trace_file),
-                    "protocol": opts.protocol, "time_scale": opts.time_scale}
-        shards = worker_shards(workers, opts.shard_index, opts.shard_count)
-        cap = _ring_capacity(len(range(shards[0][0], n, shards[0][1])), schedule.t_ns,
-                             shards[0][1], opts.time_scale)
+        self.control = control_seg.array(np.int64)
+        self.control[_pacer.CONTROL_TIME_SCALE_PPM] = int(round(opts.time_scale * 1e6))
+        self.status = status_seg.array(np.int64).reshape(plan.workers, STATUS_FIELDS)
         specs = []
-        for k, (first, stride) in enumerate(shards):
-            events = len(range(first, n, stride))
-            ring_seg = shm.Segment(f"ring{k}", _pacer.RecordRing.nbytes(cap))
+        for k, (first, stride) in enumerate(plan.shards):
+            ring_seg = shm.Segment(f"ring{k}", _pacer.RecordRing.nbytes(plan.ring_capacity))
             self.segments.append(ring_seg)
-            ring = _pacer.RecordRing(ring_seg.map, True, cap)
-            writer = RecordWriter(records_path(run_dir, k), k, schedule.target, schedule.targets,
-                                  schedule.cls, schedule.t_ns, warmup_ns, dict(metadata, worker=k))
-            drain = RingDrain(ring, writer)
-            drain.attach_rows(ring_seg.map)
-            self.writers.append(writer)
-            self.drains.append(drain)
+            self._add_drain(k, ring_seg, schedule)
             specs.append(WorkerSpec(
-                index=k, first=first, stride=stride, n_events=n, cpu=cpus[k] if pin else None,
-                t_ns=seg_t.ref, target=seg_target.ref, control=control_seg.ref,
-                status=status_seg.ref, ring=ring_seg.ref, transport=tconf,
-                spin_ns=opts.spin_us * 1000, max_spin_ns=spin_max_us * 1000,
-                max_inflight=opts.max_inflight,
-                drain_timeout_ns=int(opts.timeout * NS_PER_S) + 1_000_000_000,
-                parent_pid=os.getpid(), run_dir=str(run_dir)))
+                index=k, first=first, stride=stride, n_events=plan.requests,
+                cpu=plan.worker_cpu(k), t_ns=seg_t.ref, target=seg_target.ref,
+                control=control_seg.ref, status=status_seg.ref, ring=ring_seg.ref,
+                transport=tconf, spin_ns=plan.spin_us * 1000,
+                max_spin_ns=plan.spin_max_us * 1000, max_inflight=opts.max_inflight,
+                drain_timeout_ns=plan.drain_timeout_ns, parent_pid=os.getpid(),
+                run_dir=str(self.run_dir)))
+        return specs
 
-        run_info = {
-            "version": __version__, "options": asdict(opts), "host": socket.gethostname(),
-            "cpus": cpus, "workers": workers, "pinned": pin, "spin_max_us": spin_max_us,
-            "targets": list(schedule.targets), "classes": list(schedule.classes),
-            "schedule": {"requests": n, "node_requests": node_events, "unit_ns": schedule.unit_ns,
-                         "time_scale": opts.time_scale, "warmup_ns": warmup_ns,
-                         "shard": [opts.shard_index, opts.shard_count]},
-            "transport": {"protocol": tconf.protocol, "port": tconf.port,
-                          "url_template": (redact_url(tconf.url_template)
-                                           if tconf.protocol == "http" else None),
-                          "http_version": tconf.http_version, "insecure": tconf.insecure,
-                          "http_client": tconf.http_client if tconf.protocol == "http" else None,
-                          "resolve": tconf.resolve},
-        }
-        # Never write secrets: header values (Authorization, tokens) stay out of run.json.
-        run_info["options"]["header"] = [h.split(":", 1)[0] + ": <redacted>" for h in opts.headers]
-        run_info["options"]["body"] = None if opts.body is None else f"<{len(opts.body)} bytes>"
-        run_info["options"]["url_template"] = redact_url(opts.url_template)
-        self._write_run_json(run_info)
+    def _add_drain(self, k: int, ring_seg: shm.Segment, schedule: Schedule) -> None:
+        """Worker k's ring, emptied by the parent into records-wNNN.arrow."""
+        opts = self.opts
+        ring = _pacer.RecordRing(ring_seg.map, True, self.plan.ring_capacity)
+        metadata = {"version": __version__, "trace": str(opts.trace_file),
+                    "protocol": opts.protocol, "time_scale": opts.time_scale, "worker": k}
+        writer = RecordWriter(records_path(self.run_dir, k), k, schedule.target, schedule.targets,
+                              schedule.cls, schedule.t_ns, self.plan.warmup_ns, metadata)
+        drain = RingDrain(ring, writer)
+        drain.attach_rows(ring_seg.map)
+        self.writers.append(writer)
+        self.drains.append(drain)
 
+    # -- the workers --------------------------------------------------------------------------
+    def _spawn(self, specs: list[WorkerSpec]) -> None:
         ctx = mp.get_context("spawn")
         for spec in specs:
             p = ctx.Process(target=worker_main, args=(spec,), name=f"replayer-worker-{spec.index}",
                             daemon=True)
             p.start()
             self.procs.append(p)
-        old_handlers = self._install_signals()
-        try:
-            self._wait_ready()
-            start_ns = self._start(control)
-            run_info["start_ns"] = start_ns
-            self._write_run_json(run_info)
-            self.log(f"replaying {node_events} requests from {opts.trace_file} with {workers} "
-                     f"worker{'s' if workers > 1 else ''} ({opts.protocol}) into {run_dir}")
-            self._supervise()
-        finally:
-            self._restore_signals(old_handlers)
-            if self.stop_requests >= 2 or self.write_error is not None:
-                for p in self.procs:
-                    if p.is_alive():
-                        p.kill()
-            for p in self.procs:
-                p.join(5)
-            self._drain_all()
-            for w in self.writers:
-                try:
-                    w.close()
-                except OSError:
-                    pass   # the disk is full: what was written before stays readable
-        if self.write_error is not None:
-            raise RunError(f"run stopped: cannot write records under {self.run_dir} "
-                           f"({self.write_error.strerror or self.write_error}); the records "
-                           "written before are kept", exit_code=4)
-        return self._finish(run_info, node_events)
-
-    def _write_run_json(self, info: dict) -> None:
-        tmp = self.run_dir / "run.json.tmp"
-        tmp.write_text(json.dumps(info, indent=2, default=str))
-        os.replace(tmp, self.run_dir / "run.json")
 
     def _install_signals(self):
         def on_signal(signum, frame):
@@ -382,7 +270,8 @@ class Orchestrator:
                 raise RunError(f"workers not ready after {READY_TIMEOUT_S:.0f}s")
             time.sleep(0.005)
 
-    def _start(self, control) -> int:
+    def _start(self) -> int:
+        """The one start time of every worker (--start-at, else shortly after now)."""
         now = _pacer.now_ns()
         if self.opts.start_at is not None:
             start_ns = int(self.opts.start_at * NS_PER_S)
@@ -391,7 +280,7 @@ class Orchestrator:
                          "before now go at once, marked late by their lag")
         else:
             start_ns = now + START_LEAD_NS
-        control[_pacer.CONTROL_START_NS] = start_ns
+        self.control[_pacer.CONTROL_START_NS] = start_ns
         return start_ns
 
     def _supervise(self) -> None:
@@ -400,25 +289,12 @@ class Orchestrator:
         show progress on stderr (summary.Progress)."""
         flush_every = self.opts.flush_ms / 1000.0
         tty = sys.stderr.isatty()
-        progress = Progress([d.live for d in self.drains], self.node_events,
+        progress = Progress([d.live for d in self.drains], self.plan.node_requests,
                             int(self.control[_pacer.CONTROL_START_NS]),
                             int(self.writers[0].schedule_end_ns * self.opts.time_scale), tty)
         last_flush = time.monotonic()
         while True:
-            alive = False
-            for k, p in enumerate(self.procs):
-                if p.exitcode is None:
-                    alive = True
-                elif p.exitcode != 0 and k not in self.failed_workers:
-                    why = (f"killed by signal {-p.exitcode}" if p.exitcode < 0
-                           else f"exit code {p.exitcode}")
-                    self.failed_workers[k] = why
-                    if self.opts.on_worker_failure == "stop":
-                        self.log(f"worker {k} (pid {p.pid}) died: {why}; stopping the run")
-                        self.control[_pacer.CONTROL_STOP] = max(
-                            int(self.control[_pacer.CONTROL_STOP]), _pacer.STOP_DRAIN)
-                    else:
-                        self.log(f"worker {k} (pid {p.pid}) died: {why}; the other workers go on")
+            alive = self._watch_workers()
             now = time.monotonic()
             if not alive or now - last_flush >= flush_every:
                 self._drain_all()
@@ -433,6 +309,25 @@ class Orchestrator:
                 print(progress.line(now, _pacer.now_ns()), end="" if tty else "\n",
                       file=sys.stderr, flush=True)
             time.sleep(SUPERVISE_TICK_S)
+
+    def _watch_workers(self) -> bool:
+        """Whether a worker still runs; a worker that died is reported once and, with
+        --on-worker-failure stop, stops the others."""
+        alive = False
+        for k, p in enumerate(self.procs):
+            if p.exitcode is None:
+                alive = True
+            elif p.exitcode != 0 and k not in self.failed_workers:
+                why = (f"killed by signal {-p.exitcode}" if p.exitcode < 0
+                       else f"exit code {p.exitcode}")
+                self.failed_workers[k] = why
+                if self.opts.on_worker_failure == "stop":
+                    self.log(f"worker {k} (pid {p.pid}) died: {why}; stopping the run")
+                    self.control[_pacer.CONTROL_STOP] = max(
+                        int(self.control[_pacer.CONTROL_STOP]), _pacer.STOP_DRAIN)
+                else:
+                    self.log(f"worker {k} (pid {p.pid}) died: {why}; the other workers go on")
+        return alive
 
     def _drain_all(self) -> None:
         for d in self.drains:
@@ -450,51 +345,45 @@ class Orchestrator:
             self.log(f"cannot write records to {d.writer.path} ({exc.strerror or exc}); "
                      "stopping the run, keeping what was written")
 
-    def _finish(self, run_info: dict, node_events: int) -> int:
-        opts = self.opts
+    def _end_workers(self) -> None:
+        """Wait for the workers (killed after a second Ctrl-C or a write error), then write
+        what their rings still hold and close the record files."""
+        if self.stop_requests >= 2 or self.write_error is not None:
+            for p in self.procs:
+                if p.is_alive():
+                    p.kill()
+        for p in self.procs:
+            p.join(5)
+        self._drain_all()
+        for w in self.writers:
+            try:
+                w.close()
+            except OSError:
+                pass   # the disk is full: what was written before stays readable
+
+    # -- the end ------------------------------------------------------------------------------
+    def _finish(self, info: dict) -> int:
         if sys.stderr.isatty():
             print("\r\033[K", end="", file=sys.stderr)     # erase the progress line
-        summary = summarize_run(self.run_dir, node_events)
-        summary["workers"] = [
-            {"worker": k, "events": int(self.status[k, ST_EVENTS]),
-             "recorded": self.writers[k].rows_written,
-             "submitted": int(self.status[k, ST_SUBMITTED]),
-             "overloaded": int(self.status[k, ST_OVERLOADED]),
-             "not_sent": int(self.status[k, ST_NOT_SENT]),
-             "cpu_s": self.status[k, ST_CPU_NS] / 1e9,
-             "ring_full_waits": int(self.status[k, ST_RING_WAITS]),
-             "spin_window_us": self.status[k, ST_SPIN_WINDOW_NS] / 1e3,
-             "failed": self.failed_workers.get(k)}
-            for k in range(len(self.procs))]
+        # Counted as drained; the -latf file and the spans are written in the summary's
+        # first pass over the records.
+        latf = LatfWriter(self.run_dir / latf_path(self.opts.latf).name) if self.opts.latf else None
+        spans = self._span_poster() if self.trace_id_high is not None else None
+        summary = summarize_run(self.run_dir, self.plan.node_requests, [d.live for d in self.drains],
+                                [r for r in (latf, spans) if r is not None])
+        summary["workers"] = self._worker_summaries()
         if self.stop_requests:
             summary["stopped"] = "interrupted" if self.stop_requests == 1 else "aborted"
-        if opts.latf:
-            # Written in the run directory, then copied where the invoker puts it.
-            kept = self.run_dir / latf_path(opts.latf).name
-            export_latf(self.run_dir, kept, include_warmup=False, from_intended=False, problems=[])
-            path = latf_path(opts.latf)
-            try:
-                if not (path.exists() and path.samefile(kept)):
-                    shutil.copyfile(kept, path)
-                summary["latf"] = str(path)
-            except OSError as exc:
-                self.log(f"-latf {opts.latf}: cannot write {path} ({exc.strerror or exc}); the "
-                         f"latencies are in {kept}")
-                summary["latf"] = str(kept)
-        if self.trace_id_high is not None:
-            from replayer.analysis.zipkin import post_spans
-            name = opts.grpc_method if opts.protocol == "grpc" else (opts.method or "GET")
-            posted, problem = post_spans(self.run_dir, self.trace_id_high, name, opts.zipkin)
-            summary["trace"] = {"trace_id_high": f"{self.trace_id_high:016x}", "spans": posted,
-                                "zipkin": opts.zipkin}
-            if problem:
-                self.log(f"-trace: posted {posted} spans, then failed: {problem}")
+        if latf is not None:
+            summary["latf"] = self._write_latf(latf.path)
+        if spans is not None:
+            summary["trace"] = self._post_trace(spans)
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         print(format_summary(summary))
         print(f"records   {self.run_dir}")
-        run_info["result"] = {"exit": "ok" if not (self.stop_requests or self.failed_workers)
-                              else "stopped" if self.stop_requests else "worker failed"}
-        self._write_run_json(run_info)
+        info["result"] = {"exit": "ok" if not (self.stop_requests or self.failed_workers)
+                          else "stopped" if self.stop_requests else "worker failed"}
+        write_run_json(self.run_dir, info)
         if self.failed_workers:
             names = ", ".join(f"worker {k} ({why})" for k, why in self.failed_workers.items())
             lost = summary["lost"]
@@ -504,58 +393,48 @@ class Orchestrator:
                            "requests not sent (recorded as not_sent)", exit_code=130)
         return 0
 
+    def _worker_summaries(self) -> list[dict]:
+        """Each worker's counters from its status row, and how it ended."""
+        status = self.status
+        return [
+            {"worker": k, "events": int(status[k, ST_EVENTS]),
+             "recorded": self.writers[k].rows_written,
+             "submitted": int(status[k, ST_SUBMITTED]),
+             "overloaded": int(status[k, ST_OVERLOADED]),
+             "not_sent": int(status[k, ST_NOT_SENT]),
+             "cpu_s": status[k, ST_CPU_NS] / 1e9,
+             "ring_full_waits": int(status[k, ST_RING_WAITS]),
+             "spin_window_us": status[k, ST_SPIN_WINDOW_NS] / 1e3,
+             "failed": self.failed_workers.get(k)}
+            for k in range(len(self.procs))]
 
-def redact_url(url: str) -> str:
-    """A URL without what may be a secret: query values and a user's password."""
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<redacted>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "<redacted>@" + netloc.rsplit("@", 1)[1]
-    query = urlencode([(k, "<redacted>") for k, _ in parse_qsl(parts.query, keep_blank_values=True)],
-                      safe="<>")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, "")).replace("%7B", "{").replace("%7D", "}")
+    def _write_latf(self, kept: Path) -> str:
+        """The invoker's rps_NAME, written in the run directory (kept), then copied where the
+        invoker puts it; the path it is at."""
+        opts = self.opts
+        path = latf_path(opts.latf)
+        try:
+            if not (path.exists() and path.samefile(kept)):
+                shutil.copyfile(kept, path)
+            return str(path)
+        except OSError as exc:
+            self.log(f"-latf {opts.latf}: cannot write {path} ({exc.strerror or exc}); the "
+                     f"latencies are in {kept}")
+            return str(kept)
 
+    def _span_poster(self):
+        """-trace: one client span per request, posted to -zipkin."""
+        from replayer.analysis.zipkin import SpanPoster
+        opts = self.opts
+        name = opts.grpc_method if opts.protocol == "grpc" else (opts.method or "GET")
+        return SpanPoster(self.trace_id_high, name, opts.zipkin)
 
-def latf_path(name: str) -> Path:
-    """Where -latf NAME writes the invoker's rps_NAME: in the working directory for a bare
-    NAME (as the invoker, whose users' scripts read it there), in NAME's own directory when it
-    has one. The run directory keeps a copy."""
-    p = Path(name)
-    return p.parent / f"rps_{p.name}"
-
-
-def check_latf(name: str) -> None:
-    """Before the run: rps_NAME's directory exists (made if missing) and is writable, so the
-    latencies are not lost at the end."""
-    path = latf_path(name)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"-latf {name}: cannot create directory {path.parent} "
-                         f"({exc.strerror or exc}); give another -latf") from None
-    existed = path.exists()
-    try:
-        # Opened, not checked with os.access: that says yes to root on a read-only mount.
-        with open(path, "ab"):
-            pass
-        if not existed:
-            path.unlink()
-    except OSError as exc:
-        raise InputError(f"-latf {name}: cannot write {path} ({exc.strerror or exc}); give "
-                         "another -latf (or -latf '' for none)") from None
-
-
-def _units(count: int, unit_ns: int) -> str:
-    """'3 minutes', '1 second', '2 units of 0.5 s'."""
-    name = {MINUTE_NS: "minute", NS_PER_S: "second"}.get(unit_ns)
-    if name is None:
-        return f"{count} unit{'s' if count != 1 else ''} of {unit_ns / NS_PER_S:g} s"
-    return f"{count} {name}{'s' if count != 1 else ''}"
+    def _post_trace(self, spans) -> dict:
+        if spans.problem:
+            self.log(f"-trace: posted {spans.posted} spans, then failed: {spans.problem}")
+        return {"trace_id_high": f"{self.trace_id_high:016x}", "spans": spans.posted,
+                "zipkin": self.opts.zipkin}
 
 
 def run_command(opts: RunOptions) -> int:
-    return Orchestrator(opts).run()
+    return Supervisor(opts).run()
