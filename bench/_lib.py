@@ -59,12 +59,6 @@ def client_cpu() -> int:
     return cpus()[0]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_port(port: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -215,6 +209,12 @@ def replayer_cmd(load: Path, out: Path, protocol: str, port: int, seconds: int, 
 _RUN_SEQ = [0]
 
 
+def _us(distribution: dict) -> dict:
+    """A summary.json distribution (ns) as the percentiles in µs the figures show."""
+    return {k: None if distribution[k] is None else distribution[k] / 1e3
+            for k in ("p50", "p90", "p95", "p99", "p99.9", "max")}
+
+
 def run_replayer(workdir: Path, rate: float, seconds: int, protocol: str, port: int, *,
                  workers: int = 1, warmup: int = 1, extra=(), target=None,
                  load: Path | None = None) -> RunResult:
@@ -228,10 +228,11 @@ def run_replayer(workdir: Path, rate: float, seconds: int, protocol: str, port: 
         raise RuntimeError(f"replayer run failed (exit {p.rc}): {shlex.join(cmd)}\n{p.err[-2000:]}")
     s = json.loads(summary_path.read_text())
     measured = max(1, seconds - warmup)
+    overall = s["overall"]
     return RunResult(
-        intended_rate=float(rate), achieved_rate=s.get("achieved_rate"), sent=s["sent"],
-        scheduled=s["scheduled"], errors=s["errors"], lag_us=s.get("lag_us", {}),
-        latency_us=s.get("latency_us", {}), cpu_s=p.cpu_s,
+        intended_rate=float(rate), achieved_rate=s["rates"]["sent"], sent=s["sent"],
+        scheduled=s["scheduled"], errors=s["errors"], lag_us=_us(overall["lag_ns"]),
+        latency_us=_us(overall["latency_ns"]), cpu_s=p.cpu_s,
         worker_cpu_s=sum(w["cpu_s"] for w in s["workers"]), wall_s=p.wall_s,
         target_cpu_s=p.target_cpu_s, ring_full_waits=sum(w["ring_full_waits"] for w in s["workers"]),
         run_dir=out, duration_s=float(seconds), summary=s)

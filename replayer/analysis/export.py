@@ -27,9 +27,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from replayer.analysis.model import DURATIONS, Columns, arrow_duration, class_table, run_metadata
+from replayer.analysis.records import iter_batches, record_files
 from replayer.errors import InputError
 from replayer.options import opt
-from replayer.analysis.records import RecordsReadError, iter_batches, record_files, run_metadata
 
 FORMATS = ["csv", "parquet", "latf", "locust", "jsonl"]
 
@@ -58,56 +59,21 @@ class ExportOptions:
                               "(free of coordinated omission) instead of the actual send")
 
 
-# ---------------------------------------------------------------- reading records
-
-
-def load_meta(run_dir: str | Path) -> dict:
-    try:
-        meta = run_metadata(Path(run_dir))
-    except RecordsReadError as exc:
-        raise InputError(f"{exc} (the report uses run.json only for names, rates and SLOs; "
-                         "fix or remove it)") from None
-    return meta if isinstance(meta, dict) else {}
-
-
-def class_table(meta: dict) -> list[dict]:
-    """Classes of a run from run.json: [{"name": str, "slo_ns": int | None}], index = cls.
-    Accepts names, or objects with name and slo_ns / slo_ms / slo_us / slo_s / slo (ms)."""
-    out = []
-    for i, item in enumerate(meta.get("classes") or []):
-        if isinstance(item, dict):
-            name = str(item.get("name", item.get("class", f"class{i}")))
-            slo_ns = None
-            for key, scale in (("slo_ns", 1), ("slo_us", 1e3), ("slo_ms", 1e6), ("slo_s", 1e9),
-                               ("slo", 1e6)):
-                value = item.get(key)
-                if isinstance(value, (int, float)) and value > 0:
-                    slo_ns = int(value * scale)
-                    break
-            out.append({"name": name, "slo_ns": slo_ns})
-        else:
-            out.append({"name": str(item), "slo_ns": None})
-    return out
+# ---------------------------------------------------------------- table formats
 
 
 def with_derived(batch: pa.RecordBatch, class_names: pa.Array) -> pa.RecordBatch:
-    """The batch in EXPORT_COLUMNS order: class names and the derived lag and latencies."""
-    sched = batch.column("scheduled_ns")
-    sent = batch.column("sent_ns")
-    done = batch.column("done_ns")
+    """The batch in EXPORT_COLUMNS order: class names and the derived lag and latencies
+    (model.DURATIONS; null where either time is)."""
     cls = batch.column("cls").to_numpy(zero_copy_only=False)
     bad = (cls < 0) | (cls >= len(class_names))
     names = pa.DictionaryArray.from_arrays(
         pa.array(np.where(bad, 0, cls).astype(np.int32), mask=bad), class_names)
     cols = {name: batch.column(name) for name in batch.schema.names}
     cols["class"] = names
-    cols["lag_ns"] = pc.subtract(sent, sched)
-    cols["latency_ns"] = pc.subtract(done, sent)
-    cols["latency_intended_ns"] = pc.subtract(done, sched)
+    for name in DURATIONS:
+        cols[name] = arrow_duration(batch, name)
     return pa.RecordBatch.from_arrays([cols[c] for c in EXPORT_COLUMNS], names=EXPORT_COLUMNS)
-
-
-# ---------------------------------------------------------------- table formats
 
 
 def _json_strings(arr: pa.Array) -> pa.Array:
@@ -142,7 +108,7 @@ def _write_string_array(f, arr: pa.Array) -> None:
 
 
 def export_table(run_dir, fmt: str, out: Path, problems: list[str]) -> int:
-    meta = load_meta(run_dir)
+    meta = run_metadata(run_dir)
     class_names = pa.array([c["name"] for c in class_table(meta)] or ["-"], pa.string())
     rows = 0
     writer = None
@@ -171,27 +137,44 @@ def export_table(run_dir, fmt: str, out: Path, problems: list[str]) -> int:
 # ---------------------------------------------------------------- latf (vSwarm invoker)
 
 
+class LatfWriter:
+    """rps_lat.csv as the invoker writes it: latency in µs (truncated, like Go's
+    Duration.Microseconds), one per line, no header; successful requests of the measured phase
+    only, unless include_warmup. A reader of records (COLUMNS, add, close): `replayer export
+    -f latf` feeds it, and so does the first pass of a run's summary (summary.summarize_run)."""
+
+    COLUMNS = ["phase", "error", "scheduled_ns", "sent_ns", "done_ns"]
+
+    def __init__(self, path: Path, include_warmup: bool = False, from_intended: bool = False):
+        self.path = Path(path)
+        self.include_warmup = include_warmup
+        self.latency = "latency_intended_ns" if from_intended else "latency_ns"
+        self.rows = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "wb")
+
+    def add(self, c: Columns) -> None:
+        ns = c.duration(self.latency, None if self.include_warmup else c.measured)
+        if ns.size == 0:
+            return
+        us = np.sign(ns) * (np.abs(ns) // 1000)          # toward zero
+        _write_string_array(self._file, pc.binary_join_element_wise(
+            pa.array(us).cast(pa.string()), "\n", ""))
+        self.rows += us.size
+
+    def close(self) -> None:
+        self._file.close()
+
+
 def export_latf(run_dir, out: Path, include_warmup: bool, from_intended: bool,
                 problems: list[str]) -> int:
-    """rps_lat.csv as the invoker writes it: µs (truncated, like Go's Duration.Microseconds),
-    one per line, no header; successful requests of the measured phase only."""
-    start = "scheduled_ns" if from_intended else "sent_ns"
-    rows = 0
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "wb") as f:
-        for batch in iter_batches(run_dir, ["phase", "error", start, "done_ns"], problems):
-            keep = pc.and_(pc.equal(batch.column("error").cast(pa.string()), "ok"),
-                           pc.is_valid(batch.column("done_ns")))
-            keep = pc.and_(keep, pc.is_valid(batch.column(start)))
-            if not include_warmup:
-                keep = pc.and_(keep, pc.equal(batch.column("phase").cast(pa.string()), "measure"))
-            b = batch.filter(keep)
-            if b.num_rows == 0:
-                continue
-            us = pc.divide(pc.subtract(b.column("done_ns"), b.column(start)), 1000)  # int division
-            _write_string_array(f, pc.binary_join_element_wise(pc.cast(us, pa.string()), "\n", ""))
-            rows += b.num_rows
-    return rows
+    writer = LatfWriter(out, include_warmup, from_intended)
+    try:
+        for batch in iter_batches(run_dir, writer.COLUMNS, problems):
+            writer.add(Columns.decode(batch))
+    finally:
+        writer.close()
+    return writer.rows
 
 
 # ---------------------------------------------------------------- locust
@@ -312,7 +295,8 @@ class LocustExport:
 
     def __init__(self, method: str, from_intended: bool):
         self.method = method
-        self.start_col = "scheduled_ns" if from_intended else "sent_ns"
+        # Locust's response time: that of every request that completed, whatever its outcome.
+        self.latency = "latency_intended_ns" if from_intended else "latency_ns"
         self.entries: dict[str, _Entry] = {}
         self.failures: dict[tuple[str, str], list] = {}
         self.first_ns: int | None = None
@@ -336,35 +320,27 @@ class LocustExport:
                 new[:have] = self.sec[key]
             self.sec[key] = new
 
-    def add(self, batch: pa.RecordBatch) -> None:
-        if batch.num_rows == 0:
+    def add(self, cols: Columns) -> None:
+        if cols.n == 0:
             return
-        sched = batch.column("scheduled_ns").to_numpy(zero_copy_only=False)
-        start = batch.column(self.start_col)
-        done = batch.column("done_ns")
-        valid = pc.and_(pc.is_valid(done), pc.is_valid(start)).to_numpy(zero_copy_only=False)
-        rt = (pc.subtract(done, start).fill_null(0).to_numpy(zero_copy_only=False) / 1e6)
-        failed = pc.not_equal(batch.column("error").cast(pa.string()), "ok").to_numpy(zero_copy_only=False)
-        content = batch.column("bytes_in").fill_null(0).to_numpy(zero_copy_only=False)
-        sent = batch.column("sent_ns")
+        sched = cols.scheduled_ns
+        rt_ns, valid = cols.per_record(self.latency)
+        rt = rt_ns / 1e6
+        failed = ~cols.ok
+        content = cols.bytes_in
         # Locust logs a request when it ends: done, else (never completed) sent, else scheduled.
-        when = pc.coalesce(done, sent, batch.column("scheduled_ns")).to_numpy(zero_copy_only=False)
+        when = np.where(cols.has_done, cols.done_ns, np.where(cols.has_sent, cols.sent_ns, sched))
         lo, hi = int(sched.min()), int(when.max())
         self.first_ns = lo if self.first_ns is None else min(self.first_ns, lo)
         self.last_ns = hi if self.last_ns is None else max(self.last_ns, hi)
 
-        targets = batch.column("target")
-        idx = targets.indices.to_numpy(zero_copy_only=False)
-        names = targets.dictionary.to_pylist()
+        idx, names = cols.target, cols.targets
         for t in np.unique(idx).tolist():
             m = idx == t
             self.entries.setdefault(names[t], _Entry()).add(rt[m], failed[m], content[m], valid[m])
 
         if failed.any():
-            status = batch.column("status").to_numpy(zero_copy_only=False)
-            err = batch.column("error")
-            err_idx = err.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-            err_names = err.dictionary.to_pylist()
+            status, err_idx, err_names = cols.status, cols.error.astype(np.int64), cols.errors
             fidx = np.flatnonzero(failed)
             keys = np.stack([idx[fidx].astype(np.int64), err_idx[fidx], status[fidx].astype(np.int64)])
             uniq, inverse = np.unique(keys, axis=1, return_inverse=True)
@@ -398,9 +374,8 @@ class LocustExport:
             self.sec_buckets = {(s + shift, b): c for (s, b), c in self.sec_buckets.items()}
             self.origin_s = first_s
         rel = secs - self.origin_s
-        sent_valid = pc.is_valid(sent).to_numpy(zero_copy_only=False)
-        sent_ns = sent.fill_null(0).to_numpy(zero_copy_only=False)
-        sent_rel = np.clip(sent_ns[sent_valid] // 1_000_000_000 - self.origin_s, 0, None)
+        sent_valid = cols.has_sent
+        sent_rel = np.clip(cols.sent_ns[sent_valid] // 1_000_000_000 - self.origin_s, 0, None)
         self._grow(int(max(rel.max(), sent_rel.max() if sent_rel.size else 0)) + 1)
         n = len(self.sec["requests"])
         self.sec["requests"] += np.bincount(rel, minlength=n)
@@ -480,15 +455,16 @@ class LocustExport:
 
 def export_locust(run_dir, prefix: str, include_warmup: bool, from_intended: bool,
                   problems: list[str]) -> tuple[int, list[Path]]:
-    meta = load_meta(run_dir)
+    meta = run_metadata(run_dir)
     acc = LocustExport(_locust_method(meta), from_intended)
     columns = ["target", "phase", "scheduled_ns", "sent_ns", "done_ns", "status", "error", "bytes_in"]
     rows = 0
     for batch in iter_batches(run_dir, columns, problems):
+        cols = Columns.decode(batch)
         if not include_warmup:
-            batch = batch.filter(pc.equal(batch.column("phase").cast(pa.string()), "measure"))
-        acc.add(batch)
-        rows += batch.num_rows
+            cols = cols.subset(cols.measured)
+        acc.add(cols)
+        rows += cols.n
     return rows, acc.write(prefix)
 
 

@@ -18,7 +18,8 @@ import html
 import json
 import time
 
-from replayer.analysis import stats
+from replayer.analysis import fmt, stats
+from replayer.analysis.summary import format_verdict
 
 CAPTIONS = {
     "latency_over_time": "Latency over time: percentile bands of successful requests, by send time.",
@@ -74,12 +75,12 @@ def _e(x) -> str:
     return html.escape(str(x))
 
 
-def _pct(x) -> str:
-    return "–" if x is None else f"{100 * x:.2f}%"
+def _share(x) -> str:
+    return fmt.share(x, missing="–")
 
 
-def _rps(x) -> str:
-    return "–" if x is None else f"{x:,.1f}"
+def _rate(x) -> str:
+    return fmt.rate(x, missing="–")
 
 
 def _box(table_id: str, html_table: str) -> str:
@@ -102,13 +103,13 @@ def _group_table(summary: dict) -> str:
     out = ["<table><tr>" + "".join(f"<th class='grp' colspan='{n}'>{_e(h)}</th>" for h, n in _GROUPS)
            + "</tr><tr>" + "".join(f"<th>{_e(h)}</th>" for h in _LABELS) + "</tr>"]
     for label, g in rows:
-        lat = g["latency_ns"]
+        lat, rates = g["latency_ns"], g["rates"]
         cells = [f"{g['requests']:,}", f"{g['ok']:,}", f"{g['requests'] - g['ok']:,}",
-                 _rps(g["intended_rps"]), _rps(g["achieved_rps"]), _rps(g.get("answered_rps")),
-                 stats.fmt_ns(g["lag_ns"]["p50"]), stats.fmt_ns(g["lag_ns"]["p99"]),
-                 *[stats.fmt_ns(lat[k]) for k in stats.PERCENTILE_LABELS],
-                 stats.fmt_ns(g["latency_intended_ns"]["p99"]),
-                 stats.fmt_ns(g["slo_ns"]) if g.get("slo_ns") else "–", _pct(g.get("slo_attainment"))]
+                 _rate(rates["intended"]), _rate(rates["sent"]), _rate(rates["answered"]),
+                 fmt.duration(g["lag_ns"]["p50"]), fmt.duration(g["lag_ns"]["p99"]),
+                 *[fmt.duration(lat[k]) for k in stats.PERCENTILE_LABELS],
+                 fmt.duration(g["latency_intended_ns"]["p99"]),
+                 fmt.duration(g["slo_ns"]) if g.get("slo_ns") else "–", _share(g.get("slo_attainment"))]
         out.append(f"<tr><td class='name' title='{_e(label)}'>{_e(label)}</td>"
                    + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
     out.append("</table>")
@@ -116,26 +117,26 @@ def _group_table(summary: dict) -> str:
 
 
 def _rates(summary: dict) -> str:
-    r = summary.get("rates") or {}
+    g = summary["overall"]
+    r = g["rates"]
     if r.get("intended") is None:
         return ""
-    g = summary["overall"]
-    share = f" ({_pct(g['sent'] / g['requests'])})" if g["requests"] else ""
-    return (f"<p>intended {_rps(r['intended'])} req/s · sent {_rps(r['sent'])} req/s{share} · "
-            f"answered {_rps(r['answered'])} req/s, over the schedule's "
+    share = f" ({_share(g['sent'] / g['requests'])})" if g["requests"] else ""
+    return (f"<p>intended {_rate(r['intended'])} req/s · sent {_rate(r['sent'])} req/s{share} · "
+            f"answered {_rate(r['answered'])} req/s, over the schedule's "
             f"{r['duration_s']:.3g} s</p>")
 
 
 def _verdict(f: dict) -> str:
     v = f["verdict"]
-    text = stats.format_verdict(v, f["lag"]["p99"], f["late_1ms"])
+    text = format_verdict(v, f["lag"]["p99"], f["late_1ms"])
     if v["kept"]:
         return f"<p class='good'>Schedule {_e(text)}</p>"
     return f"<p class='warn'><b>SCHEDULE NOT KEPT</b>: {_e('; '.join(v['reasons']))}</p>"
 
 
 def _failures(summary: dict) -> str:
-    failures = summary.get("failures") or {}
+    failures = summary["overall"].get("failures") or {}
     if not failures:
         return ""
     rows = []
@@ -163,21 +164,23 @@ def _errors_table(summary: dict) -> str:
     return _box("errors-table", "\n".join(out))
 
 
-def _fidelity(f: dict) -> str:
+def _fidelity(summary: dict) -> str:
+    f = summary["fidelity"]
     lag = f["lag"]
     items = [
         ("requests measured", f"{f['requests']:,}"),
         ("sent", f"{f['sent']:,}"),
-        ("never sent", f"{f['not_sent']:,} ({_pct(f['not_sent_share'])})"),
+        ("never sent", f"{f['not_sent']:,} ({_share(f['not_sent_share'])})"),
         ("sent early (negative lag)", f"{f['early']:,}"),
-        ("sends later than 100 µs", _pct(f["late_100us"])),
-        ("sends later than 1 ms", _pct(f["late_1ms"])),
-        ("sends later than 10 ms", _pct(f["late_10ms"])),
-        *[(f"send lag {k}", stats.fmt_ns(lag[k])) for k in stats.PERCENTILE_LABELS],
-        ("send lag p99 limit of a kept schedule", stats.fmt_ns(f["verdict"]["lag_p99_limit_ns"])),
+        ("sends later than 100 µs", _share(f["late_100us"])),
+        ("sends later than 1 ms", _share(f["late_1ms"])),
+        ("sends later than 10 ms", _share(f["late_10ms"])),
+        *[(f"send lag {k}", fmt.duration(lag[k])) for k in stats.PERCENTILE_LABELS],
+        ("send lag p99 limit of a kept schedule", fmt.duration(f["verdict"]["lag_p99_limit_ns"])),
     ]
-    if f.get("scheduled") is not None:
-        items.append(("records / scheduled requests", f"{f['records']:,} / {f['scheduled']:,}"))
+    if summary.get("scheduled") is not None:
+        items.append(("records / scheduled requests",
+                      f"{summary['recorded']:,} / {summary['scheduled']:,}"))
     poisson = f.get("poisson_schedule") or {}
     if poisson.get("ks"):
         k = poisson["ks"]
@@ -186,8 +189,8 @@ def _fidelity(f: dict) -> str:
                       f"D = {k['statistic']:.4f}, n = {k['n']:,}"))
     rows = "".join(f"<tr><td>{_e(a)}</td><td>{_e(b)}</td></tr>" for a, b in items)
     workers = f.get("lag_by_worker_ns") or {}
-    wrows = "".join(f"<tr><td>worker {_e(w)}</td><td>{v['sent']:,}</td><td>{stats.fmt_ns(v['p50'])}</td>"
-                    f"<td>{stats.fmt_ns(v['p99'])}</td><td>{stats.fmt_ns(v['max'])}</td></tr>"
+    wrows = "".join(f"<tr><td>worker {_e(w)}</td><td>{v['sent']:,}</td><td>{fmt.duration(v['p50'])}</td>"
+                    f"<td>{fmt.duration(v['p99'])}</td><td>{fmt.duration(v['max'])}</td></tr>"
                     for w, v in workers.items())
     wtable = _box("workers-table", "<table><tr><th></th><th>sent</th><th>lag p50</th><th>lag p99</th>"
                   f"<th>lag max</th></tr>{wrows}</table>") if wrows else ""
@@ -218,7 +221,7 @@ def render(summary: dict, images: dict[str, bytes], meta: dict, text: str = "") 
 <title>{_e(title)}</title><style>{_CSS}</style><script>{_SCRIPT}</script></head>
 <body>
 <h1>{_e(title)}</h1>
-<p class="muted">started {_e(when)} · {summary['records']:,} records · {summary['measured']:,} measured
+<p class="muted">started {_e(when)} · {summary['recorded']:,} records · {summary['overall']['requests']:,} measured
 (warm-up {scope}) · generated {_e(time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()))}</p>
 {warn}
 <h2>Summary</h2>
@@ -228,7 +231,7 @@ def render(summary: dict, images: dict[str, bytes], meta: dict, text: str = "") 
 {_errors_table(summary)}
 {_failures(summary)}
 <h2>Fidelity: how closely the run followed its schedule</h2>
-{_fidelity(summary['fidelity'])}
+{_fidelity(summary)}
 <h2>Pictures</h2>
 {figures}
 <h2>Terminal summary</h2>

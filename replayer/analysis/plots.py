@@ -222,11 +222,12 @@ def errors_over_time(t_s, error_codes, error_names, width, nbins) -> bytes:
 
 
 def make_all(c, summary: dict) -> dict[str, bytes]:
-    """Every picture of the report, keyed by file stem. `c` is a report.Columns holding the
+    """Every picture of the report, keyed by file stem. `c` is the model.Columns of the
     requests to draw (warm-up already left out, or not)."""
     origin = summary["start_ns"]
     if c.n:
-        t_end = max(int(c.scheduled.max()), int(c.done[c.has_done].max()) if c.has_done.any() else 0)
+        t_end = max(int(c.scheduled_ns.max()),
+                    int(c.done_ns[c.has_done].max()) if c.has_done.any() else 0)
         span_s = max((t_end - origin) / 1e9, 1e-3)
     else:
         span_s = 1.0
@@ -234,13 +235,13 @@ def make_all(c, summary: dict) -> dict[str, bytes]:
     nbins = int(np.ceil(span_s / width)) + 1
     rel = lambda ns: np.maximum(ns - origin, 0) / 1e9  # noqa: E731
     ok = c.ok
-    lat_ms = (c.done - c.sent)[ok] / 1e6
-    lat_int_ms = (c.done - c.scheduled)[ok] / 1e6
+    lat_ms = c.latency / 1e6
+    lat_int_ms = c.latency_intended / 1e6
     images = {
-        "latency_over_time": latency_over_time(rel(c.sent[ok]), lat_ms, lat_int_ms, width, nbins),
-        "rate_over_time": rate_over_time(rel(c.scheduled), rel(c.sent[c.has_sent]),
-                                         rel(c.done[ok]), width, nbins),
-        "send_lag": send_lag((c.sent - c.scheduled)[c.has_sent]),
+        "latency_over_time": latency_over_time(rel(c.sent_ns[ok]), lat_ms, lat_int_ms, width, nbins),
+        "rate_over_time": rate_over_time(rel(c.scheduled_ns), rel(c.sent_ns[c.has_sent]),
+                                         rel(c.done_ns[ok]), width, nbins),
+        "send_lag": send_lag(c.lag),
     }
     series = {"all endpoints": lat_ms}
     by_count = sorted(((int(np.count_nonzero(c.target[ok] == t)), t) for t in range(len(c.targets))),
@@ -249,5 +250,5 @@ def make_all(c, summary: dict) -> dict[str, bytes]:
         if n:
             series[c.targets[t]] = lat_ms[c.target[ok] == t]
     images["latency_cdf"] = latency_cdf(series)
-    images["errors_over_time"] = errors_over_time(rel(c.scheduled), c.error, c.errors, width, nbins)
+    images["errors_over_time"] = errors_over_time(rel(c.scheduled_ns), c.error, c.errors, width, nbins)
     return images

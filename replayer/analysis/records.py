@@ -1,13 +1,13 @@
-"""Per-request records: the schema, the drain from worker rings to Arrow IPC, and reading back.
+"""Per-request records: the file format, the drain from worker rings to Arrow IPC, and reading
+back.
 
 One Arrow IPC stream per worker (`records-wNNN.arrow` in the run directory), one row per
 scheduled request. Times are CLOCK_REALTIME nanoseconds; sent_ns/done_ns are null when the
-request never left / never completed. Lag and latencies are derived, not stored:
-lag = sent - scheduled, latency = done - sent, latency from intended = done - scheduled.
+request never left / never completed. What the columns mean, and what is derived from them
+(lag, latencies), is replayer.analysis.model's.
 """
 from __future__ import annotations
 
-import enum
 import json
 from pathlib import Path
 from typing import Iterator
@@ -16,14 +16,14 @@ import numpy as np
 import pyarrow as pa
 
 from replayer import _pacer
+# ErrorKind too: the transports and tests name error kinds through this module.
+from replayer.analysis.model import ERROR_NAMES, PHASES, Columns, ErrorKind, LiveCounts  # noqa: F401
 from replayer.errors import InputError
 
-ErrorKind = enum.IntEnum("ErrorKind", {name.upper(): i for i, name in enumerate(_pacer.ERROR_KINDS)})
-ERROR_NAMES = list(_pacer.ERROR_KINDS)
-PHASES = ["warmup", "measure"]
 RECORDS_GLOB = "records-w*.arrow"
 
-# The ring row as numpy sees it; must match RecordRow in _ext/_pacer.pyx.
+# The ring row as numpy sees it: RecordRow in _ext/replayer/pacer/ring.pxd, field by field
+# (tests/unit/test_record_layout.py checks every offset and size).
 ROW_DTYPE = np.dtype([
     ("event", "<i8"), ("scheduled_ns", "<i8"), ("sent_ns", "<i8"), ("done_ns", "<i8"),
     ("bytes_in", "<i8"), ("bytes_out", "<i4"), ("status", "<i4"), ("error", "i1"), ("pad", "V7"),
@@ -65,6 +65,7 @@ class RecordWriter:
         self.path = Path(path)
         self.worker = worker
         self._target = target
+        self._target_names = list(targets)
         self._targets = pa.array(targets, pa.string())
         self._cls = cls
         self._t_ns = t_ns
@@ -79,64 +80,45 @@ class RecordWriter:
         """The last request's due time, as an offset from the start (time scale not applied)."""
         return int(self._t_ns[-1]) if len(self._t_ns) else 0
 
-    def write(self, rows: np.ndarray) -> None:
-        if len(rows) == 0:
-            return
+    def columns(self, rows: np.ndarray) -> Columns:
+        """Ring rows as model.Columns, with their target, class and phase from the schedule."""
         event = rows["event"]
-        sent = rows["sent_ns"]
-        done = rows["done_ns"]
-        n = len(rows)
-        cls = (np.full(n, -1, np.int16) if self._cls is None else self._cls[event])
+        cls = np.full(len(rows), -1, np.int16) if self._cls is None else self._cls[event]
         phase = (self._t_ns[event] >= self._warmup_ns).astype(np.int8)
+        return Columns.from_rows(rows, phase, self._target[event], self._target_names, cls,
+                                 self.worker)
+
+    def write(self, rows: np.ndarray) -> Columns | None:
+        """Append ring rows to the stream; return them as Columns (None for no rows)."""
+        if len(rows) == 0:
+            return None
+        c = self.columns(rows)
         batch = pa.record_batch([
-            pa.array(event, pa.int64()),
-            pa.array(np.full(n, self.worker, np.int16)),
-            pa.DictionaryArray.from_arrays(pa.array(self._target[event], pa.int32()), self._targets),
-            pa.array(cls, pa.int16()),
-            pa.DictionaryArray.from_arrays(pa.array(phase, pa.int8()), _PHASE_DICT),
-            pa.array(rows["scheduled_ns"], pa.int64()),
-            pa.array(sent, pa.int64(), mask=sent == 0),
-            pa.array(done, pa.int64(), mask=done == 0),
-            pa.array(rows["status"], pa.int32()),
-            pa.DictionaryArray.from_arrays(pa.array(rows["error"], pa.int8()), _ERROR_DICT),
-            pa.array(rows["bytes_out"], pa.int32()),
-            pa.array(rows["bytes_in"], pa.int64()),
+            pa.array(c.event, pa.int64()),
+            pa.array(c.worker),
+            pa.DictionaryArray.from_arrays(pa.array(c.target, pa.int32()), self._targets),
+            pa.array(c.cls, pa.int16()),
+            pa.DictionaryArray.from_arrays(pa.array(c.phase, pa.int8()), _PHASE_DICT),
+            pa.array(c.scheduled_ns, pa.int64()),
+            pa.array(c.sent_ns, pa.int64(), mask=~c.has_sent),
+            pa.array(c.done_ns, pa.int64(), mask=~c.has_done),
+            pa.array(c.status, pa.int32()),
+            pa.DictionaryArray.from_arrays(pa.array(c.error, pa.int8()), _ERROR_DICT),
+            pa.array(c.bytes_out, pa.int32()),
+            pa.array(c.bytes_in, pa.int64()),
         ], schema=self._schema)
         self._writer.write_batch(batch)
-        self.rows_written += n
+        self.rows_written += c.n
+        return c
 
     def close(self) -> None:
         self._writer.close()
         self._sink.close()
 
 
-class LiveCounts:
-    """Running counts of the rows drained so far, for the run's progress line: counted on each
-    drained batch with numpy as it passes (no second look at the records). With keep_lag, the
-    send lags since the last take_lags() are kept too (the terminal line shows their p99)."""
-
-    def __init__(self, keep_lag: bool = False):
-        self.rows = self.sent = self.failed = 0
-        self.keep_lag = keep_lag
-        self._lags: list[np.ndarray] = []
-
-    def add(self, rows: np.ndarray) -> None:
-        sent = rows["sent_ns"]
-        was_sent = sent != 0
-        self.rows += len(rows)
-        self.sent += int(np.count_nonzero(was_sent))
-        self.failed += int(np.count_nonzero(rows["error"] != ErrorKind.OK))
-        if self.keep_lag:
-            self._lags.append((sent - rows["scheduled_ns"])[was_sent])
-
-    def take_lags(self) -> np.ndarray:
-        lags = np.concatenate(self._lags) if self._lags else np.empty(0, np.int64)
-        self._lags = []
-        return lags
-
-
 class RingDrain:
-    """Parent side of one worker's ring: copy out what is there, hand it to the writer."""
+    """Parent side of one worker's ring: copy out what is there, hand it to the writer, and
+    count it as it passes (`live`: model.LiveCounts)."""
 
     def __init__(self, ring, writer: RecordWriter, batch_rows: int = 65536):
         self.ring = ring
@@ -162,16 +144,11 @@ class RingDrain:
         while done < todo:
             start = (read + done) % cap
             n = min(todo - done, cap - start, self.batch_rows)
-            rows = self._rows[start:start + n].copy()
-            self.writer.write(rows)
-            self.live.add(rows)
+            # The writer copies what it takes out of the ring (model.Columns.from_rows).
+            self.live.add(self.writer.write(self._rows[start:start + n]))
             done += n
             self.ring.advance_read(read + done)
         return done
-
-
-class RecordsReadError(Exception):
-    pass
 
 
 def record_files(run_dir: str | Path) -> list[Path]:
@@ -234,13 +211,3 @@ def read_records(run_dir: Path, columns: list[str] | None = None) -> tuple[pa.Ta
     problems: list[str] = []
     batches = list(iter_batches(run_dir, columns, problems))
     return pa.Table.from_batches(batches, schema=_schema(columns)), problems
-
-
-def run_metadata(run_dir: Path) -> dict:
-    path = Path(run_dir) / "run.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-    except json.JSONDecodeError as exc:
-        raise RecordsReadError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None

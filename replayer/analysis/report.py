@@ -1,24 +1,13 @@
 """`replayer report` and `replayer compare`: exact numbers from a run's records.
 
-summarize() turns records into a summary dict (per endpoint, per class and overall: counts by
-status and error kind, intended, sent and answered rates, send lag and latency percentiles, SLO
-attainment, the fidelity check, and the failure messages per error kind). format_summary()
-prints it as a compact table; the report command also writes summary.json, PNG plots, one
-self-contained HTML page and HdrHistogram logs. Percentiles are exact, nearest rank (see
-replayer.analysis.stats); the report loads the columns it needs (peak about 200 bytes per measured
-record: 10M records in 2 GB), export streams instead.
-
-Definitions (also written into summary.json):
-  lag                sent - scheduled, for requests that were sent
-  latency            done - sent, for successful requests (error "ok")
-  latency_intended   done - scheduled, for successful requests (free of coordinated omission)
-  slo_attainment     share of the class's requests that succeeded with latency_intended <= SLO
-                     (requests that failed or were never sent count as missed)
-  rates              requests per second of the schedule's duration (stats.rates): the same
-                     definition as the run's own summary, over the requests counted here
-  fidelity           send lag against the schedule, and whether every request was sent
-                     (stats.lag_fidelity); the schedule was kept when all were sent and lag
-                     p99 <= max(1 ms, 10% of the mean gap between scheduled sends)
+The report's summary.json is the run's summary document (replayer.analysis.summary: the same
+schema, the same numbers for the same records) extended with a group per target and per class
+(counts, rates, send lag and latency percentiles, SLO attainment), the fidelity check and the
+files it wrote; format_summary() prints it as a compact table, and the report directory gets
+PNG plots, one self-contained HTML page and HdrHistogram logs. Percentiles are exact, nearest
+rank (see replayer.analysis.stats); the report loads the columns it needs (peak about 250
+bytes per measured record: 10M records in 2.5 GB), where the run's own summary streams. What
+lag, latency and the rest mean: replayer.analysis.model (also written into summary.json).
 """
 from __future__ import annotations
 
@@ -30,34 +19,20 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from replayer.analysis import stats
-from replayer.errors import InputError
-from replayer.analysis.summary import failure_details, format_failures, format_rate_line
-from replayer.analysis.export import class_table, load_meta
+from replayer.analysis import fmt, stats
+from replayer.analysis.failures import read_failures
+from replayer.analysis.model import (DURATIONS, ERROR_NAMES, Columns, Counts, class_table,
+                                     run_metadata, scheduled_requests)
 from replayer.analysis.records import iter_batches
+from replayer.analysis.summary import (document, format_failures, format_rate_line,
+                                       format_verdict, group, span_ns)
+from replayer.errors import InputError
+from replayer.jsonfile import read_json
 from replayer.options import opt
 
 NEEDED_COLUMNS = ["worker", "target", "cls", "phase", "scheduled_ns", "sent_ns", "done_ns",
                   "status", "error"]
-DEFINITIONS = {
-    "percentile": "nearest rank: smallest recorded value with at least p% of values <= it "
-                  "(numpy method 'inverted_cdf'); max is p100",
-    "lag": "sent_ns - scheduled_ns, requests that were sent",
-    "latency": "done_ns - sent_ns, successful requests (error ok)",
-    "latency_intended": "done_ns - scheduled_ns, successful requests (free of coordinated omission)",
-    "slo_attainment": "share of requests that succeeded with latency_intended <= the class SLO; "
-                      "failed and unsent requests count as missed",
-    "rates": "requests per second of the schedule's duration (last - first scheduled time, "
-             "plus one mean gap: n requests 1/r apart make rate r); intended: requests counted, "
-             "sent (achieved_rps): those sent, answered: those answered successfully; every "
-             "group is divided by the duration of all the requests counted",
-    "fidelity": "lag percentiles of sent requests, shares of sends later than 100 µs, 1 ms "
-                "and 10 ms, share never sent; kept when every request was sent and lag p99 <= "
-                "max(1 ms, 10% of the mean gap between scheduled sends)",
-    "units": "nanoseconds for every *_ns value",
-}
 
 
 @dataclass
@@ -92,126 +67,32 @@ class CompareOptions:
     json: bool = opt(False, "print the comparison as JSON", action="store_true")
 
 
-# ---------------------------------------------------------------- columns
+# ---------------------------------------------------------------- records
 
 
-def _codes(col) -> tuple[np.ndarray, list[str]]:
-    """Dictionary column (one or more chunks with their own dictionaries) -> codes, names."""
-    if isinstance(col, pa.ChunkedArray):
-        col = col.unify_dictionaries()
-        chunks = col.chunks
-    else:
-        chunks = [col]
-    if not chunks:
-        return np.zeros(0, np.int32), []
-    names = chunks[0].dictionary.to_pylist()
-    codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int16)
-                            for c in chunks])
-    return codes, names
-
-
-def _ints(col, fill=0, dtype=np.int64) -> np.ndarray:
-    return col.fill_null(fill).to_numpy(zero_copy_only=False).astype(dtype, copy=False)
-
-
-def _valid(col) -> np.ndarray:
-    return col.is_valid().to_numpy(zero_copy_only=False)
-
-
-class Columns:
-    """The record columns the report needs, as numpy arrays (nulls as masks)."""
-
-    def __init__(self, table: pa.Table):
-        self.n = table.num_rows
-        self.target, self.targets = _codes(table.column("target"))
-        self.phase, phases = _codes(table.column("phase"))
-        self.error, self.errors = _codes(table.column("error"))
-        self.cls = _ints(table.column("cls"), -1, np.int16)
-        self.worker = (_ints(table.column("worker"), 0, np.int16) if "worker" in table.column_names
-                       else np.zeros(self.n, np.int16))
-        self.scheduled = _ints(table.column("scheduled_ns"))
-        self.sent = _ints(table.column("sent_ns"))
-        self.done = _ints(table.column("done_ns"))
-        self.has_sent = _valid(table.column("sent_ns"))
-        self.has_done = _valid(table.column("done_ns"))
-        self.status = _ints(table.column("status"), 0, np.int32)
-        measure = phases.index("measure") if "measure" in phases else -2
-        self.measure = self.phase == measure
-        ok = self.errors.index("ok") if "ok" in self.errors else -2
-        self.ok = (self.error == ok) & self.has_done & self.has_sent
-
-    def subset(self, mask: np.ndarray) -> "Columns":
-        out = object.__new__(Columns)
-        for key, value in vars(self).items():
-            out.__dict__[key] = value[mask] if isinstance(value, np.ndarray) else value
-        out.n = int(np.count_nonzero(mask))
-        return out
-
-    @property
-    def lag(self) -> np.ndarray:
-        return (self.sent - self.scheduled)[self.has_sent]
-
-    @property
-    def latency(self) -> np.ndarray:
-        return (self.done - self.sent)[self.ok]
-
-    @property
-    def latency_intended(self) -> np.ndarray:
-        return (self.done - self.scheduled)[self.ok]
-
-
-def load_records(run_dir, include_warmup: bool = True) -> tuple[pa.Table, list[str], int]:
+def load_columns(run_dir, include_warmup: bool = False) -> tuple[Columns, Counts, list[str]]:
     """The columns the report needs, from every worker stream (warm-up rows dropped batch by
-    batch unless include_warmup); damaged ends are reported in problems and the readable
-    records are kept. Also returns how many records were read in all."""
+    batch unless include_warmup), the counts of every record read, and the problems met:
+    damaged ends are reported and the readable records kept."""
     problems: list[str] = []
-    batches, total = [], 0
+    targets: list[str] = []
+    errors = list(ERROR_NAMES)
+    every = Counts()
+    parts = []
     for batch in iter_batches(run_dir, NEEDED_COLUMNS, problems):
-        total += batch.num_rows
-        if not include_warmup:
-            batch = batch.filter(pc.equal(batch.column("phase").cast(pa.string()), "measure"))
-        batches.append(batch)
-    if not total:
+        c = Columns.decode(batch, targets, errors)
+        every.add(c)
+        parts.append(c if include_warmup else c.subset(c.measured))
+    if not every.requests:
         raise InputError(f"{run_dir}: no readable records ({'; '.join(problems) or 'all streams empty'})")
-    return pa.Table.from_batches(batches, schema=batches[0].schema), problems, total
+    return Columns.concat(parts), every, problems
 
 
 # ---------------------------------------------------------------- summary
 
 
-def _counts(codes: np.ndarray, names: list[str]) -> dict[str, int]:
-    if codes.size == 0:
-        return {}
-    counts = np.bincount(codes[codes >= 0], minlength=len(names))
-    return {names[i]: int(c) for i, c in enumerate(counts) if c}
-
-
-def _group(c: Columns, duration_ns: float | None, slo_ns: int | None = None) -> dict:
-    status_values, status_counts = np.unique(c.status, return_counts=True)
-    lat_int = c.latency_intended
-    sent, ok = int(np.count_nonzero(c.has_sent)), int(np.count_nonzero(c.ok))
-    rates = stats.rates(c.n, sent, ok, duration_ns)
-    out = {
-        "requests": c.n,
-        "sent": sent,
-        "completed": int(np.count_nonzero(c.has_done)),
-        "ok": ok,
-        "errors": _counts(c.error, c.errors),
-        "status": {str(int(s)): int(k) for s, k in zip(status_values, status_counts)},
-        "intended_rps": rates["intended"],
-        "achieved_rps": rates["sent"],
-        "answered_rps": rates["answered"],
-        "lag_ns": stats.distribution(c.lag),
-        "latency_ns": stats.distribution(c.latency),
-        "latency_intended_ns": stats.distribution(lat_int),
-        "slo_ns": slo_ns,
-        "slo_attainment": None,
-        "slo_attainment_from_sent": None,
-    }
-    if slo_ns is not None and c.n:
-        out["slo_attainment"] = int(np.count_nonzero(lat_int <= slo_ns)) / c.n
-        out["slo_attainment_from_sent"] = int(np.count_nonzero(c.latency <= slo_ns)) / c.n
-    return out
+def distributions(c: Columns) -> dict[str, dict]:
+    return {name: stats.distribution(c.duration(name)) for name in DURATIONS}
 
 
 def _poisson_declared(meta: dict) -> bool:
@@ -228,20 +109,15 @@ def _poisson_declared(meta: dict) -> bool:
 POISSON_DETECT_D = 0.02
 
 
-def fidelity(c: Columns, meta: dict, origin_ns: int, total_records: int,
+def fidelity(c: Columns, counted: Counts, meta: dict, origin_ns: int,
              intended_rate: float | None) -> dict:
     """How closely the run followed its schedule: how late requests were sent, how many never
     were, and the verdict (stats.lag_fidelity). For a Poisson schedule the KS distance of its
     own gaps from exponential is added as information; it never decides the verdict."""
-    out = stats.lag_fidelity(c.lag, _counts(c.error[~c.has_sent], c.errors), c.n, intended_rate)
-    scheduled_total = (meta.get("schedule") or {}).get("requests")
-    out["records"] = total_records
-    out["scheduled"] = scheduled_total if isinstance(scheduled_total, int) else None
-    out["missing_records"] = (scheduled_total - total_records
-                              if isinstance(scheduled_total, int) else None)
+    out = stats.lag_fidelity(c.lag, counted.never_sent, c.n, intended_rate)
     by_worker = {}
     for w in np.unique(c.worker).tolist():
-        lag = c.lag[c.worker[c.has_sent] == w]
+        lag = c.duration("lag_ns", c.worker == w)
         p = stats.percentiles(lag, (50.0, 99.0, 100.0)) if lag.size else [math.nan] * 3
         by_worker[str(w)] = {"sent": int(lag.size),
                              **{k: (None if math.isnan(v) else int(v))
@@ -249,8 +125,8 @@ def fidelity(c: Columns, meta: dict, origin_ns: int, total_records: int,
     out["lag_by_worker_ns"] = by_worker
     sched = meta.get("schedule") or {}
     unit_ns = int((sched.get("unit_ns") or 1_000_000_000) * float(sched.get("time_scale") or 1.0))
-    starts, rates = stats.unit_rates(c.scheduled, unit_ns, origin_ns)
-    ks_sched = stats.ks_exponential(stats.rescaled_gaps(c.scheduled, starts, rates))
+    starts, rates = stats.unit_rates(c.scheduled_ns, unit_ns, origin_ns)
+    ks_sched = stats.ks_exponential(stats.rescaled_gaps(c.scheduled_ns, starts, rates))
     declared = _poisson_declared(meta)
     detected = ks_sched is not None and ks_sched["statistic"] <= POISSON_DETECT_D
     out["poisson_schedule"] = {"poisson": declared or detected,
@@ -260,66 +136,46 @@ def fidelity(c: Columns, meta: dict, origin_ns: int, total_records: int,
 
 
 def summarize(table: pa.Table, run_meta: dict, include_warmup: bool = False) -> dict:
-    """Summary of a run's records (see the module doc for every definition)."""
-    cols = Columns(table)
-    c = cols if include_warmup else cols.subset(cols.measure)
-    return summarize_columns(c, run_meta, cols.n, include_warmup)
+    """The report's summary of a table of records (records.read_records)."""
+    cols = Columns.decode(table)
+    c = cols if include_warmup else cols.subset(cols.measured)
+    return summarize_columns(c, Counts().add(cols), run_meta or {}, include_warmup)
 
 
-def summarize_columns(c: Columns, run_meta: dict, total_records: int, include_warmup: bool,
-                      run_dir: Path | None = None, problems: list[str] | None = None) -> dict:
-    """summarize() on columns already restricted to the requests to count; with run_dir, the
-    failure messages its workers kept are added (problems collects what could not be read)."""
-    run_meta = run_meta or {}
-    problems = [] if problems is None else problems
-    origin = run_meta.get("start_ns")
-    if not isinstance(origin, int):
-        origin = int(c.scheduled.min()) if c.n else 0
-    classes = class_table(run_meta)
-    duration = (stats.schedule_duration_ns(c.n, int(c.scheduled.min()), int(c.scheduled.max()))
-                if c.n else None)
-    overall = _group(c, duration)
-    rates = stats.rates(c.n, overall["sent"], overall["ok"], duration)
-    status_errors = (c.status[c.error == c.errors.index("status")] if "status" in c.errors
-                     else np.zeros(0, np.int32))
-    codes, counts = np.unique(status_errors, return_counts=True)
-    summary = {
-        "records": total_records,
-        "measured": c.n,
-        "include_warmup": include_warmup,
-        "start_ns": origin,
-        "window_ns": ([int(c.scheduled.min()), int(c.scheduled.max())] if c.n else None),
-        "definitions": DEFINITIONS,
-        "rates": rates,
-        "overall": overall,
-        "targets": {},
-        "classes": {},
-        "fidelity": fidelity(c, run_meta, origin, total_records, rates["intended"]),
-        "failures": failure_details(run_dir, overall["errors"],
-                                    dict(zip(codes.tolist(), counts.tolist())), problems),
-        "tls_verified": not (run_meta.get("transport") or {}).get("insecure", False),
-    }
+def summarize_columns(c: Columns, every: Counts, meta: dict, include_warmup: bool,
+                      messages: dict | None = None, problems: list[str] | None = None) -> dict:
+    """The summary document (summary.document) of the requests in c, out of the records
+    `every` counts, extended with targets, classes and fidelity; `messages`: the failure
+    messages the workers kept (failures.read_failures)."""
+    counted = Counts().add(c)
+    summary = document(every, counted, distributions(c), meta, scheduled_requests(meta),
+                       include_warmup, messages or {}, [] if problems is None else problems)
+    duration = span_ns(counted)
+    summary["targets"] = {}
     for t, name in enumerate(c.targets):
         mask = c.target == t
         if mask.any():
-            summary["targets"][name] = _group(c.subset(mask), duration)
+            sub = c.subset(mask)
+            summary["targets"][name] = group(Counts().add(sub), distributions(sub), duration)
+    classes = class_table(meta)
+    summary["classes"] = {}
     for k in np.unique(c.cls).tolist():
         if k < 0:
             continue
         info = classes[k] if k < len(classes) else {"name": f"class{k}", "slo_ns": None}
-        summary["classes"][info["name"]] = _group(c.subset(c.cls == k), duration, info["slo_ns"])
+        sub = c.subset(c.cls == k)
+        g = group(Counts().add(sub), distributions(sub), duration)
+        g["slo_ns"] = slo = info["slo_ns"]
+        if slo is not None and sub.n:
+            g["slo_attainment"] = int(np.count_nonzero(sub.latency_intended <= slo)) / sub.n
+            g["slo_attainment_from_sent"] = int(np.count_nonzero(sub.latency <= slo)) / sub.n
+        summary["classes"][info["name"]] = g
+    summary["fidelity"] = fidelity(c, counted, meta, summary["start_ns"],
+                                   summary["overall"]["rates"]["intended"])
     return summary
 
 
 # ---------------------------------------------------------------- terminal table
-
-
-def _pct(x) -> str:
-    return "-" if x is None else f"{100 * x:.2f}%"
-
-
-def _rps(x) -> str:
-    return "-" if x is None else f"{x:,.1f}"
 
 
 def _rows(summary: dict) -> list[tuple[str, dict]]:
@@ -333,9 +189,10 @@ def format_summary(summary: dict) -> str:
     """A compact terminal table of a summary, then errors and the fidelity check."""
     lines = []
     scope = "warm-up included" if summary.get("include_warmup") else "warm-up excluded"
-    lines.append(f"{summary['measured']:,} requests measured ({scope}) of {summary['records']:,} records")
-    rate = format_rate_line(summary.get("rates") or {}, summary["overall"]["requests"],
-                            summary["overall"]["sent"], summary["fidelity"].get("verdict"))
+    overall = summary["overall"]
+    lines.append(f"{overall['requests']:,} requests measured ({scope}) of {summary['recorded']:,} records")
+    rate = format_rate_line(overall["rates"], overall["requests"], overall["sent"],
+                            summary["fidelity"].get("verdict"))
     if rate:
         lines.append(rate)
     head = ["", "requests", "ok", "intended/s", "sent/s", "answered/s", "lag p99", "p50", "p90",
@@ -345,29 +202,28 @@ def format_summary(summary: dict) -> str:
     for label, g in _rows(summary):
         lat = g["latency_ns"]
         slo = ("-" if g.get("slo_attainment") is None else
-               f"{_pct(g['slo_attainment'])} <{stats.fmt_ns(g['slo_ns'])}")
+               f"{fmt.share(g['slo_attainment'])} <{fmt.duration(g['slo_ns'])}")
         name = label if len(label) <= 34 else label[:33] + "…"
-        table.append([name, f"{g['requests']:,}", f"{g['ok']:,}", _rps(g["intended_rps"]),
-                      _rps(g["achieved_rps"]), _rps(g.get("answered_rps")),
-                      stats.fmt_ns(g["lag_ns"]["p99"]),
-                      *(stats.fmt_ns(lat[k]) for k in stats.PERCENTILE_LABELS), slo])
+        rates = g["rates"]
+        table.append([name, f"{g['requests']:,}", f"{g['ok']:,}", fmt.rate(rates["intended"]),
+                      fmt.rate(rates["sent"]), fmt.rate(rates["answered"]),
+                      fmt.duration(g["lag_ns"]["p99"]),
+                      *(fmt.duration(lat[k]) for k in stats.PERCENTILE_LABELS), slo])
     widths = [max(len(str(r[i])) for r in table) for i in range(len(head))]
     for j, r in enumerate(table):
         cells = [str(r[0]).ljust(widths[0])] + [str(x).rjust(widths[i + 1]) for i, x in enumerate(r[1:])]
         lines.append("  ".join(cells).rstrip())
-    errs = summary["overall"]["errors"]
-    bad = {k: v for k, v in errs.items() if k != "ok"}
+    bad = {k: v for k, v in overall["errors"].items() if k != "ok"}
     if bad:
-        status = {k: v for k, v in summary["overall"]["status"].items() if k not in ("0", "200")}
-        n = summary["overall"]["requests"]
-        text = f"{sum(bad.values()):,} of {n:,} requests failed"
+        status = {k: v for k, v in overall["status"].items() if k not in ("0", "200")}
+        text = f"{sum(bad.values()):,} of {overall['requests']:,} requests failed"
         if status:
             text += "; status " + ", ".join(f"{k}: {v:,}" for k, v in status.items())
         lines.append(f"errors: {text}")
-        failures = summary.get("failures")
+        failures = overall.get("failures")
         lines += (format_failures(failures, bare=True) if failures else
                   [f"  {k} {v:,}" for k, v in sorted(bad.items(), key=lambda kv: -kv[1])])
-    lines.append(format_fidelity(summary["fidelity"]))
+    lines.append(format_fidelity(summary["fidelity"], summary.get("lost")))
     if summary.get("tls_verified") is False:
         lines.append("warning: TLS certificates were NOT verified in this run (--insecure)")
     for problem in summary.get("problems") or []:
@@ -375,16 +231,18 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def format_fidelity(f: dict) -> str:
+def format_fidelity(f: dict, lost: int | None = None) -> str:
+    """The fidelity check's lines; `lost`: scheduled requests without a record."""
     lag = f["lag"]
-    lines = [f"fidelity: schedule {stats.format_verdict(f['verdict'], lag['p99'], f['late_1ms'])}",
-             f"          send lag p50 {stats.fmt_ns(lag['p50'])}, p99 {stats.fmt_ns(lag['p99'])}, "
-             f"p99.9 {stats.fmt_ns(lag['p99.9'])}, max {stats.fmt_ns(lag['max'])} "
+    lines = [f"fidelity: schedule {format_verdict(f['verdict'], lag['p99'], f['late_1ms'])}",
+             f"          send lag p50 {fmt.duration(lag['p50'])}, p99 {fmt.duration(lag['p99'])}, "
+             f"p99.9 {fmt.duration(lag['p99.9'])}, max {fmt.duration(lag['max'])} "
              f"({f['sent']:,} of {f['requests']:,} measured requests sent); sends later than "
-             f"100µs {_pct(f['late_100us'])}, 1ms {_pct(f['late_1ms'])}, 10ms {_pct(f['late_10ms'])}; "
-             f"never sent {f['not_sent']:,} ({_pct(f['not_sent_share'])})"]
-    if f.get("missing_records"):
-        lines.append(f"          {f['missing_records']:,} scheduled requests have no record")
+             f"100µs {fmt.share(f['late_100us'])}, 1ms {fmt.share(f['late_1ms'])}, "
+             f"10ms {fmt.share(f['late_10ms'])}; "
+             f"never sent {f['not_sent']:,} ({fmt.share(f['not_sent_share'])})"]
+    if lost:
+        lines.append(f"          {lost:,} scheduled requests have no record")
     poisson = f.get("poisson_schedule") or {}
     if poisson.get("ks"):
         k = poisson["ks"]
@@ -409,14 +267,13 @@ def _jsonable(obj):
 
 
 def build_report(run_dir, include_warmup: bool = False) -> tuple[dict, Columns, dict]:
+    """The report's summary of a run directory, the columns it was computed from, run.json."""
     run_dir = Path(run_dir)
-    meta = load_meta(run_dir)
-    table, problems, total = load_records(run_dir, include_warmup)
-    cols = Columns(table)
-    del table
-    summary = summarize_columns(cols, meta, total, include_warmup, run_dir, problems)
+    meta = run_metadata(run_dir)
+    cols, every, problems = load_columns(run_dir, include_warmup)
+    summary = summarize_columns(cols, every, meta, include_warmup, read_failures(run_dir, problems),
+                                problems)
     summary["run_dir"] = str(run_dir)
-    summary["problems"] = problems
     return _jsonable(summary), cols, meta
 
 
@@ -426,7 +283,7 @@ def write_hdr_logs(c: Columns, summary: dict, out_dir: Path, interval_s: float) 
     from replayer.analysis import hdr
     origin = summary["start_ns"]
     step = int(interval_s * 1e9)
-    done = c.done[c.ok]
+    done = c.done_ns[c.ok]
     order = np.argsort(done, kind="stable")
     done = done[order]
     target = c.target[c.ok][order]
@@ -473,8 +330,9 @@ def report_command(options: ReportOptions) -> int:
         page = html.render(summary, images, meta, format_summary(summary))
         (out_dir / "report.html").write_text(page, encoding="utf-8")
         written.append(out_dir / "report.html")
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     written.append(out_dir / "summary.json")
+    summary["files"] = [p.name for p in written]
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     if options.json:
         print(json.dumps(summary, indent=1))
     else:
@@ -491,9 +349,9 @@ def report_command(options: ReportOptions) -> int:
 COMPARE_METRICS = [
     ("requests", lambda g: g["requests"]),
     ("ok share", lambda g: g["ok"] / g["requests"] if g["requests"] else None),
-    ("intended/s", lambda g: g["intended_rps"]),
-    ("sent/s", lambda g: g["achieved_rps"]),
-    ("answered/s", lambda g: g.get("answered_rps")),
+    ("intended/s", lambda g: (g.get("rates") or {}).get("intended")),
+    ("sent/s", lambda g: (g.get("rates") or {}).get("sent")),
+    ("answered/s", lambda g: (g.get("rates") or {}).get("answered")),
     ("lag p50", lambda g: g["lag_ns"]["p50"]),
     ("lag p99", lambda g: g["lag_ns"]["p99"]),
     *[(f"latency {k}", (lambda k: lambda g: g["latency_ns"][k])(k)) for k in stats.PERCENTILE_LABELS],
@@ -509,7 +367,7 @@ def _summary_for(run_dir, include_warmup: bool) -> dict:
     except InputError:
         saved = run_dir / "report" / "summary.json"
         if saved.is_file():
-            return json.loads(saved.read_text())
+            return read_json(saved, "report summary", "run replayer report on the run first")
         raise
 
 
@@ -535,11 +393,11 @@ def _fmt_value(metric: str, v) -> str:
     if v is None:
         return "-"
     if metric.startswith(("lag", "latency")):
-        return stats.fmt_ns(v)
+        return fmt.duration(v)
     if metric in ("ok share", "SLO attainment"):
-        return _pct(v)
+        return fmt.share(v)
     if metric.endswith("/s"):
-        return _rps(v)
+        return fmt.rate(v)
     return f"{v:,}"
 
 

@@ -12,9 +12,9 @@ getValueAtPercentile uses the same rule (up to its bucket resolution). p100 is t
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
+
+from replayer.analysis import fmt
 
 # Percentiles every summary reports, and their labels.
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9, 100.0)
@@ -162,18 +162,60 @@ class StreamedPercentiles:
         return self.result
 
 
-def distribution(values_ns: np.ndarray) -> dict:
-    """count, mean, min and PERCENTILE_LABELS of nanosecond values, in nanoseconds (int)."""
-    values_ns = np.asarray(values_ns)
-    out = {"count": int(values_ns.size)}
-    if values_ns.size == 0:
+def _exact_sum(values: np.ndarray) -> int:
+    """The sum of int64 values as a Python int, without int64 overflow (fewer than 2**31
+    values): high and low 32 bits summed apart."""
+    return (int((values >> 32).sum()) << 32) + int((values & 0xFFFFFFFF).sum())
+
+
+def _described(count: int, total: int, minimum: int | None, pcts) -> dict:
+    out = {"count": int(count)}
+    if not count:
         out.update({"mean": None, "min": None, **{k: None for k in PERCENTILE_LABELS}})
         return out
-    out["mean"] = float(values_ns.mean())
-    out["min"] = int(values_ns.min())
-    for label, value in zip(PERCENTILE_LABELS, percentiles(values_ns)):
+    out["mean"] = total / count          # exact integer sum, then one rounding
+    out["min"] = int(minimum)
+    for label, value in zip(PERCENTILE_LABELS, pcts):
         out[label] = int(value)
     return out
+
+
+def distribution(values_ns: np.ndarray) -> dict:
+    """count, mean, min and PERCENTILE_LABELS of nanosecond values, in nanoseconds (int)."""
+    values_ns = np.asarray(values_ns, dtype=np.int64)
+    if values_ns.size == 0:
+        return _described(0, 0, None, ())
+    return _described(values_ns.size, _exact_sum(values_ns), int(values_ns.min()),
+                      percentiles(values_ns))
+
+
+class StreamedDistribution:
+    """`distribution` of int64 values read in several passes over the same data, in bounded
+    memory: count, sum and min in the first pass, the percentiles by StreamedPercentiles.
+    Same protocol: add every value each pass, end_pass, until open() is false."""
+
+    def __init__(self):
+        self.percentiles = StreamedPercentiles(PERCENTILES)
+        self.count = self.total = 0
+        self.min: int | None = None
+
+    def open(self) -> bool:
+        return self.percentiles.open()
+
+    def add(self, values: np.ndarray) -> None:
+        values = np.asarray(values, dtype=np.int64)
+        if self.percentiles.passes == 0 and values.size:
+            self.count += values.size
+            self.total += _exact_sum(values)
+            low = int(values.min())
+            self.min = low if self.min is None else min(self.min, low)
+        self.percentiles.add(values)
+
+    def end_pass(self) -> None:
+        self.percentiles.end_pass()
+
+    def result(self) -> dict:
+        return _described(self.count, self.total, self.min, self.percentiles.values())
 
 
 def schedule_duration_ns(scheduled: int, first_ns: int, last_ns: int) -> float | None:
@@ -217,7 +259,7 @@ def schedule_verdict(requests: int, never_sent: dict[str, int], lag_p99_ns: floa
         kinds = ", ".join(f"{k} {v:,}" for k, v in never.items())
         reasons.append(f"{total:,} of {requests:,} requests never sent ({kinds})")
     if lag_p99_ns is not None and lag_p99_ns > limit:
-        reasons.append(f"send lag p99 {fmt_ns(lag_p99_ns)} over the {fmt_ns(limit)} limit")
+        reasons.append(f"send lag p99 {fmt.duration(lag_p99_ns)} over the {fmt.duration(limit)} limit")
     return {"kept": not reasons, "lag_p99_limit_ns": int(limit), "never_sent": total,
             "never_sent_by_kind": never, "reasons": reasons}
 
@@ -235,16 +277,6 @@ def lag_fidelity(lag_ns: np.ndarray, never_sent: dict[str, int], requests: int,
     out["early"] = int(np.count_nonzero(lag_ns < 0))
     out["verdict"] = schedule_verdict(requests, never_sent, out["lag"]["p99"], intended_rate)
     return out
-
-
-def format_verdict(verdict: dict, lag_p99_ns: float | None, late_1ms: float | None) -> str:
-    """'kept: lag p99 120µs (limit 1ms), 0.10% of sends later than 1 ms' or
-    'not kept: <reasons>'."""
-    if not verdict["kept"]:
-        return "not kept: " + "; ".join(verdict["reasons"])
-    late = "" if late_1ms is None else f", {100 * late_1ms:.2f}% of sends later than 1 ms"
-    return (f"kept: lag p99 {fmt_ns(lag_p99_ns)} (limit {fmt_ns(verdict['lag_p99_limit_ns'])})"
-            f"{late}")
 
 
 def rescaled_gaps(times_ns: np.ndarray, unit_starts_ns: np.ndarray, unit_rates: np.ndarray) -> np.ndarray:
@@ -283,18 +315,3 @@ def unit_rates(scheduled_ns: np.ndarray, unit_ns: int, origin_ns: int) -> tuple[
     counts = np.bincount(unit - first)
     starts = origin_ns + (first + np.arange(len(counts), dtype=np.int64)) * unit_ns
     return starts, counts / unit_ns
-
-
-def fmt_ns(value: float | int | None) -> str:
-    """A duration for people: 850ns, 12.3µs, 4.56ms, 1.23s."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    v = float(value)
-    a = abs(v)
-    if a < 1e3:
-        return f"{v:.0f}ns"
-    if a < 1e6:
-        return f"{v / 1e3:.3g}µs"
-    if a < 1e9:
-        return f"{v / 1e6:.3g}ms"
-    return f"{v / 1e9:.3g}s"

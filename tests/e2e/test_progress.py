@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from replayer.analysis.records import ERROR_NAMES, ROW_DTYPE, LiveCounts
-from replayer.analysis.summary import Progress, format_progress_line, format_status_line
+from replayer.analysis.model import LiveCounts
+from replayer.analysis.progress import Progress, format_progress_line, format_status_line
+from replayer.analysis.records import ERROR_NAMES, ROW_DTYPE, RecordWriter
 
 REPO = Path(__file__).resolve().parents[2]
 LINE = re.compile(r"^progress  (\d+\.\d)s/(\d+\.\d)s  sent (\d+)  failed (\d+)  rate ([\d,.]+|-) req/s$")
@@ -55,18 +56,23 @@ def test_terminal_status_line():
         "progress  12.0s/30.0s  sent 2400  failed 3  rate 200.1 req/s")
 
 
-def test_terminal_status_from_drained_rows():
+def test_terminal_status_from_drained_rows(tmp_path):
     """Counted from drained rows as they pass: sent (rows with a send time), failed, and the
     p99 of the lags drained since the last line, which are then let go."""
     start = 1_700_000_000_000_000_000
     rows = np.zeros(100, ROW_DTYPE)
     rows["scheduled_ns"] = start + np.arange(100) * 10_000_000
     rows["sent_ns"] = rows["scheduled_ns"] + np.arange(1, 101) * 1_000     # lags 1..100 µs
-    rows["sent_ns"][95:] = 0                                              # 5 never sent
+    rows["done_ns"] = rows["sent_ns"] + 1_000_000
+    rows["sent_ns"][95:] = rows["done_ns"][95:] = 0                       # 5 never sent
     rows["error"][95:] = ERROR_NAMES.index("overload")
+    rows["event"] = np.arange(100)
+    writer = RecordWriter(tmp_path / "records-w000.arrow", 0, np.zeros(100, np.int32), ["svc"],
+                          None, np.arange(100, dtype=np.int64) * 10_000_000, 0, {})
     counts = LiveCounts()
     progress = Progress([counts], scheduled=200, start_ns=start, span_ns=2_000_000_000, tty=True)
-    counts.add(rows)
+    counts.add(writer.write(rows))     # as records.RingDrain does
+    writer.close()
     assert (counts.rows, counts.sent, counts.failed) == (100, 95, 5)
     assert not progress.due(0.0) and progress.due(1.0)
     line = progress.line(1.0, start + 1_000_000_000)

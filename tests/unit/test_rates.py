@@ -46,10 +46,8 @@ def test_overloaded_run_same_rates_in_summary_report_and_compare(tmp_path, capsy
         assert r["intended"] == pytest.approx(200.0)
         assert r["sent"] == pytest.approx(5.0)
         assert r["answered"] == pytest.approx(5.0)
-    assert run_summary["rates"] == report["rates"]
-    assert run_summary["achieved_rate"] == run_summary["rates"]["sent"]
-    assert report["overall"]["achieved_rps"] == pytest.approx(5.0)
-    assert report["overall"]["answered_rps"] == pytest.approx(5.0)
+    assert run_summary["rates"] == report["rates"] == report["overall"]["rates"]
+    assert run_summary["overall"]["rates"] == report["overall"]["rates"]
 
     text = format_summary(run_summary)
     rate_line = next(line for line in text.splitlines() if line.startswith("rate"))
@@ -93,10 +91,10 @@ def test_single_request_has_no_rate(tmp_path):
     rows, t_ns = _rows(1, 1)
     run = write_records(tmp_path / "one", rows, t_ns)
     s = summarize_run(run, 1)
-    assert s["rates"]["intended"] is None and s["achieved_rate"] is None
+    assert s["rates"]["intended"] is None and s["rates"]["sent"] is None
     assert "\nrate" not in format_summary(s)
     report, _, _ = build_report(run)
-    assert report["rates"]["intended"] is None and report["overall"]["intended_rps"] is None
+    assert report["rates"]["intended"] is None and report["overall"]["rates"]["intended"] is None
 
 
 def test_lag_line_counts_measured_requests_that_were_sent(tmp_path):
@@ -105,7 +103,7 @@ def test_lag_line_counts_measured_requests_that_were_sent(tmp_path):
     rows, t_ns = _rows(200, 150, unsent_kind="not_sent")     # events 150..199 never sent
     run = write_records(tmp_path / "p2", rows, t_ns, warmup_ns=100 * GAP_NS)
     s = summarize_run(run, 200)
-    assert s["measured"] == 100 and s["measured_sent"] == 50
+    assert s["overall"]["requests"] == 100 and s["overall"]["sent"] == 50
     assert "(actual - intended, 50 measured requests)" in format_summary(s)
     report, _, _ = build_report(run)
     assert report["fidelity"]["sent"] == 50 and report["fidelity"]["requests"] == 100
