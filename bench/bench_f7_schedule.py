@@ -14,7 +14,6 @@ Targets: >= 2 M requests/s decoded; <= 24 bytes per scheduled request in total.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -25,24 +24,23 @@ import numpy as np
 import pytest
 
 import _lib
+from replayer.loopback.procinfo import descendants
 
 N = 10_000_000
 RATE = 1_000_000
 WORKERS = 8
 
 DECODE = r"""
-import json, resource, sys, time
+import json, sys, time
+from replayer.loopback.procinfo import memory_kib
 from replayer.schedules.vswarm import read_load_json
-def rss(key):
-    for line in open('/proc/self/status'):
-        if line.startswith(key):
-            return int(line.split()[1]) * 1024
-base = rss('VmRSS:')
+base = memory_kib()["VmRSS"] * 1024
 t0 = time.perf_counter()
 s = read_load_json(sys.argv[1], minute=False)
 dt = time.perf_counter() - t0
-print(json.dumps({"n": len(s), "decode_s": dt, "base_rss": base, "peak_rss": rss('VmHWM:'),
-                  "after_rss": rss('VmRSS:'), "schedule_nbytes": s.nbytes}))
+after = memory_kib()
+print(json.dumps({"n": len(s), "decode_s": dt, "base_rss": base, "peak_rss": after["VmHWM"] * 1024,
+                  "after_rss": after["VmRSS"] * 1024, "schedule_nbytes": s.nbytes}))
 """
 
 
@@ -66,19 +64,6 @@ def test_fig7_decode(benchmark, big_load):
         "peak_bytes_per_req": (d["peak_rss"] - d["base_rss"]) / d["n"],
         "kept_bytes_per_req": (d["after_rss"] - d["base_rss"]) / d["n"],
         "schedule_column_bytes_per_req": d["schedule_nbytes"] / d["n"]})
-
-
-def _tree(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for t in os.listdir(f"/proc/{p}/task"):
-                todo += [int(c) for c in Path(f"/proc/{p}/task/{t}/children").read_text().split()]
-        except OSError:
-            pass
-    return out
 
 
 def _pss(pids: list[int]) -> tuple[int, int]:
@@ -115,7 +100,7 @@ def _peak_memory(workdir: Path, load: Path, seconds: int, tag: str) -> dict:
 
     def sample():
         while not stop.is_set():
-            pids = _tree(proc.pid)
+            pids = [proc.pid] + descendants(proc.pid)
             total, shared = _pss(pids)
             if total > peak["total"]:
                 peak.update(total=total, procs=len(pids))

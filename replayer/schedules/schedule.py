@@ -1,8 +1,9 @@
 """The columnar schedule: one row per request, decided before the run starts.
 
-Columns (DESIGN.md): t_ns (int64, intended send time from the run's start), target (int32,
-index into `targets`), payload (int32, index into `payloads`, -1 for none), cls (int16,
-request class, -1 for none): 18 bytes per request. A request's event id is its row number.
+Columns (docs/architecture.md): t_ns (int64, intended send time from the run's start), target
+(int32, index into `targets`), payload (int32, index into `payloads`, -1 for none), cls (int16,
+request class, -1 for none). A run shares t_ns and target with its workers: 12 bytes per
+request (`nbytes` counts the columns a schedule has). A request's event id is its row number.
 """
 from __future__ import annotations
 

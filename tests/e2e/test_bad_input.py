@@ -5,31 +5,14 @@ from __future__ import annotations
 import pytest
 
 from conftest import EXAMPLE_LOAD, replayer
-
-CASES = [
-    ("not json", "[{\"timestamp\": [1, 2], \"endpoint\": [\"a\", \"b\"]},\n oops]", "line 2 column 2"),
-    ("top level not a list", '{"timestamp": [1], "endpoint": ["a"]}', "expected a JSON list"),
-    ("unit not an object", '[[1, 2]]', "object 0"),
-    ("missing endpoint", '[{"timestamp": [1]}]', 'missing "endpoint"'),
-    ("timestamp not a list", '[{"timestamp": 5, "endpoint": ["a"]}]', 'object 0 field "timestamp": expected a list'),
-    ("endpoint not a list", '[{"timestamp": [5], "endpoint": "a"}]', 'object 0 field "endpoint": expected a list'),
-    ("non-integer offset", '[{"timestamp": [1, "x"], "endpoint": ["a", "a"]}]', '"timestamp"[1]'),
-    ("float offset", '[{"timestamp": [1.5], "endpoint": ["a"]}]', '"timestamp"[0]'),
-    ("negative offset", '[{"timestamp": [], "endpoint": []}, {"timestamp": [4, -1], "endpoint": ["a", "a"]}]',
-     'object 1 field "timestamp"[1]: offset -1 is negative'),
-    ("unsorted", '[{"timestamp": [5, 9, 7], "endpoint": ["a", "a", "a"]}]', '"timestamp"[2]: offset 7 comes after 9'),
-    ("beyond the unit", '[{"timestamp": [2000000], "endpoint": ["a"]}]', "beyond the second unit"),
-    ("length mismatch", '[{"timestamp": [1, 2], "endpoint": ["a"]}]', '"timestamp" has 2 entries but "endpoint" has 1'),
-    ("empty endpoint", '[{"timestamp": [1, 2], "endpoint": ["a", ""]}]', 'object 0 field "endpoint"[1]'),
-    ("endpoint not a string", '[{"timestamp": [1], "endpoint": [7]}]', 'object 0 field "endpoint"[0]'),
-    ("trailing garbage", '[{"timestamp": [1], "endpoint": ["a"]}] x', "extra data"),
-    ("empty file", "", "expected a JSON list"),
-    ("truncated", '[{"timestamp": [1, 2', "not valid JSON"),
-]
+from input_cases import MALFORMED_LOAD_JSON
 
 
-@pytest.mark.parametrize("name, text, place", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("name, text, place", MALFORMED_LOAD_JSON,
+                         ids=[c[0] for c in MALFORMED_LOAD_JSON])
 def test_malformed_load_json(tmp_path, name, text, place):
+    """`replayer run` on each malformed load.json: exit 2, one line naming the file and the
+    place, no traceback, no run directory."""
     load = tmp_path / "load.json"
     load.write_text(text)
     out = tmp_path / "run"
@@ -44,6 +27,7 @@ def test_malformed_load_json(tmp_path, name, text, place):
 
 
 def test_missing_trace_file(tmp_path):
+    """A -traceFile that is not there: exit 2, one line naming it."""
     proc = replayer("run", "-traceFile", str(tmp_path / "nope.json"))
     assert proc.returncode == 2
     assert "nope.json: no such trace file" in proc.stderr and len(proc.stderr.splitlines()) == 1
@@ -116,12 +100,15 @@ def test_unwritable_latency_file(tmp_path, latf, words):
 
 
 def test_bad_environment_variable():
+    """A REPLAYER_ variable that does not convert: exit 2, naming the variable and its value."""
     proc = replayer("run", env={"REPLAYER_WORKERS": "many"})
     assert proc.returncode == 2
     assert "REPLAYER_WORKERS='many'" in proc.stderr
 
 
 def test_unwritable_out_dir(tmp_path):
+    """An --out below a file (not a directory): exit 2, one line saying it cannot write
+    there."""
     blocker = tmp_path / "file"
     blocker.write_text("x")
     proc = replayer("run", "-traceFile", EXAMPLE_LOAD, "-min=false",

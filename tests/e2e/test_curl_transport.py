@@ -1,6 +1,7 @@
 """The libcurl transport (replayer._curl), driven by the real pacer against real servers on
-loopback: libcurl's ABI numbers, one record per request, honest stamps, the admission queue
-that holds requests beyond the connection cap, and bodies, methods and headers on the wire."""
+loopback: a missing libcurl named, one record per request, honest stamps, the admission queue
+that holds requests beyond the connection cap, bodies, methods and headers on the wire, abort,
+and connections the server closes."""
 from __future__ import annotations
 
 import http.server
@@ -10,32 +11,18 @@ import threading
 import time
 
 import numpy as np
-import pycurl
 import pytest
 
-from replayer import _curl, _pacer
+from replayer import _pacer
 from replayer.transports import TransportConfig, traceparent
-from replayer.transports.libcurl import HTTP_VERSIONS, http_transport, libcurl_path
+from replayer.transports.libcurl import http_transport
 
 MS = 1_000_000
 
 
-def test_abi_numbers_match_pycurl():
-    # pycurl's constants come from the curl.h it was built with: the numbers replayer
-    # hard-codes (it builds without curl headers) must be the same.
-    for name, value in _curl.ABI.items():
-        assert getattr(pycurl, name) == value, name
-    assert HTTP_VERSIONS == {"1.1": pycurl.CURL_HTTP_VERSION_1_1, "2": pycurl.CURL_HTTP_VERSION_2_0,
-                             "h2c": pycurl.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE}
-
-
-def test_loads_the_libcurl_pycurl_uses():
-    version = _curl.load_libcurl(libcurl_path())
-    assert version.split()[0] == pycurl.version.split()[1]    # "libcurl/X.Y.Z"
-
-
 def test_a_missing_libcurl_is_named():
-    # load_libcurl keeps the first library it loads: a fresh interpreter tries a bad path.
+    """A libcurl that cannot be loaded is named in the error (in a fresh interpreter:
+    load_libcurl keeps the first library it loads)."""
     p = subprocess.run([sys.executable, "-c", "from replayer import _curl; "
                         "_curl.load_libcurl('/nonexistent/libcurl.so')"], capture_output=True, text=True)
     assert p.returncode != 0
@@ -103,6 +90,9 @@ def _replay(port, t_ns, target, endpoints, **config):
 
 
 def test_one_record_per_request_with_honest_stamps(server):
+    """40 requests to two endpoints: one record each with the status and bytes answered, the
+    intended time from the schedule, a sent stamp taken before the server saw the request (not
+    after its answer), and each URL following its event's target."""
     port = server.server_address[1]
     t_ns = np.arange(40) * 2 * MS
     rows, start = _replay(port, t_ns, [0, 1] * 20, ["a.test", "b.test"],
@@ -121,8 +111,9 @@ def test_one_record_per_request_with_honest_stamps(server):
 
 
 def test_requests_past_the_connection_cap_wait_their_turn(server):
-    # 12 requests due at once, one connection, a server that takes 50 ms: libcurl gets one at
-    # a time, the rest wait in replayer's queue, and each is stamped when it really goes out.
+    """12 requests due at once, one connection, a server that takes 50 ms: libcurl gets one at a
+    time, the rest wait in replayer's queue, and each is stamped when it really goes out (the
+    next when one finishes)."""
     _Recorder.delay_s = 0.05
     port = server.server_address[1]
     rows, start = _replay(port, np.zeros(12, np.int64), [0] * 12, ["svc.test"], connections=1)
@@ -135,6 +126,8 @@ def test_requests_past_the_connection_cap_wait_their_turn(server):
 
 
 def test_status_method_body_and_headers_on_the_wire(server):
+    """The method, body, user headers and each event's traceparent reach the server as given (no
+    Expect: 100-continue); a 404 is recorded as a `status` failure."""
     port = server.server_address[1]
     rows, _ = _replay(port, np.arange(3) * MS, [0, 1, 0], ["ok.test", "missing"],
                       url_template="http://{endpoint}:{port}/{endpoint}", method="PUT",
@@ -151,7 +144,8 @@ def test_status_method_body_and_headers_on_the_wire(server):
 
 
 def test_abort_cancels_queued_and_in_flight(server):
-    # A stop while requests are in libcurl and in the queue: every one gets its record.
+    """A stop while requests are in libcurl and in the queue: abort() leaves none in flight and
+    every one has its record."""
     _Recorder.delay_s = 1.0
     port = server.server_address[1]
     n = 6
@@ -173,8 +167,8 @@ def test_abort_cancels_queued_and_in_flight(server):
 
 @pytest.mark.parametrize("client", ["curl", "grpcio"])
 def test_grpc_clients_record_the_same_answers(tmp_path, target, client):
-    # Both gRPC clients against the built-in grpcio server: same statuses, message sizes and
-    # one record per request.
+    """Both gRPC clients against the built-in grpcio server: the same statuses and message
+    sizes, one record per request."""
     from conftest import replayer, write_load
     from replayer.transports.helloworld import hello_reply, hello_request
     from replayer.analysis.records import read_records
@@ -213,10 +207,10 @@ class _Closing(_Recorder):
 
 @pytest.mark.parametrize("close_each", [True, False], ids=["connection-close", "idle-timeout"])
 def test_connections_the_server_closes_are_replaced(close_each):
-    # Every answer closes its connection, or every connection is closed while idle between
-    # requests: libcurl closes and opens sockets all the time (their numbers are reused), and
-    # every request still goes out and is answered. (A refused dial, whose next socket wants
-    # the same events under the same number, is tests/test_faults.py::test_target_down.)
+    """Every answer closes its connection, or every connection is closed while idle between
+    requests: libcurl closes and opens sockets all the time (their numbers reused), and every
+    request still goes out and is answered. (A refused dial, whose next socket wants the same
+    events under the same number: tests/e2e/test_unhealthy_targets.py::test_target_down.)"""
     _Closing.close_each = close_each
     _Recorder.seen = []
     _Recorder.delay_s = 0.0

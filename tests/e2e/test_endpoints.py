@@ -14,64 +14,8 @@ import numpy as np
 import pytest
 
 from conftest import replayer, write_load
-from replayer.errors import InputError
 from replayer.transports.helloworld import decode_string_field1, hello_reply
 from replayer.analysis.records import read_records
-from replayer.transports import TransportConfig, check_endpoints, split_endpoint
-from replayer.transports.native import build_request
-
-
-@pytest.mark.parametrize("endpoint, expected", [
-    ("svc", ("svc", None)),
-    ("svc.default.example.com:8080", ("svc.default.example.com", 8080)),
-    ("10.0.0.1:8080", ("10.0.0.1", 8080)),
-    ("[::1]", ("::1", None)),
-    ("[::1]:8080", ("::1", 8080)),
-    ("::1", ("::1", None)),
-    ("fd00::5:1", ("fd00::5:1", None)),
-])
-def test_endpoint_forms(endpoint, expected):
-    """Every accepted endpoint form gives its host and its own port (None: -port applies)."""
-    assert split_endpoint(endpoint) == expected
-
-
-@pytest.mark.parametrize("endpoint, why", [
-    ("a:b:c", "more than one ':' and not an IPv6 address"),
-    ("name:99999", "port '99999' is not a number from 1 to 65535"),
-    ("name:", "no port after ':'"),
-    ("name:http", "port 'http' is not a number"),
-    ("[::1", "'[' without its closing ']'"),
-    ("[::1]8080", "'8080' after ']'"),
-    ("[svc]:80", "'svc' is not an IPv6 address"),
-    (":8080", "no host name"),
-    ("fe80::1%eth0", "zone ids"),
-])
-def test_malformed_endpoints_are_named(endpoint, why):
-    """A malformed endpoint is refused with what is wrong, the file and the forms accepted."""
-    with pytest.raises(InputError) as err:
-        check_endpoints(["ok", endpoint], "load.json", "http", "http://{endpoint}:{port}/")
-    text = str(err.value)
-    assert text.startswith(f"load.json: endpoint {endpoint!r}: ") and why in text
-    assert "[::1]:8080" in text and "\n" not in text
-
-
-def test_urls_take_each_endpoints_host_and_port():
-    """{endpoint} is the host (IPv6 in brackets), {port} the endpoint's own port or -port; the
-    Host header follows; --resolve matches the host part."""
-    config = TransportConfig(protocol="http", port=80, timeout_s=1,
-                             endpoints=["svc", "svc:8080", "10.0.0.1:81", "[::1]:8082", "::1"],
-                             resolve={"svc": "10.0.0.9"})
-    assert config.http_urls() == ["http://svc:80/", "http://svc:8080/", "http://10.0.0.1:81/",
-                                  "http://[::1]:8082/", "http://[::1]:80/"]
-    assert config.host_ports()[1] == ("svc", 8080)
-    assert config.address("svc") == "10.0.0.9"
-    hosts = [build_request(u, "GET", [], None, False)[0].split(b"\r\n")[1]
-             for u in config.http_urls()]
-    assert hosts == [b"Host: svc", b"Host: svc:8080", b"Host: 10.0.0.1:81",
-                     b"Host: [::1]:8082", b"Host: [::1]"]
-    # A template without {port}: an endpoint's own port stays with its host.
-    config.url_template = "http://{endpoint}/fn"
-    assert config.http_urls()[:2] == ["http://svc/fn", "http://svc:8080/fn"]
 
 
 class _HostRecorder(http.server.BaseHTTPRequestHandler):

@@ -128,8 +128,8 @@ def _read_csv(path):
 def test_locust_csvs_match_the_real_locust(run, tmp_path):
     # Look for locust without importing it here: importing it monkey-patches this process with
     # gevent (sockets and threads), which breaks every later test that runs a server thread.
-    if importlib.util.find_spec("locust") is None:
-        pytest.skip("locust is a test extra: pip install locust")
+    assert importlib.util.find_spec("locust") is not None, \
+        "locust is a test extra: pip install -e '.[test]'"
     prefix = tmp_path / "ours"
     assert main(["export", str(run.run_dir), "-f", "locust", "-o", str(prefix)]) == 0
 

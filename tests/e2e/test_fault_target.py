@@ -1,4 +1,4 @@
-"""Issue 6, points 1 and 2: the built-in target's faults, and replayer under each of them.
+"""The built-in target's faults, and replayer under each of them.
 
 One run mixes a healthy endpoint with every fault (the endpoint name doubles as the fault path
 of `replayer serve`, or it is sent to another `replayer serve` on another loopback address).
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import time
 
 import grpc
@@ -19,11 +17,11 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-from conftest import ROOT, free_port, replayer, start_target, stop_target
-from replayer.errors import InputError
+from conftest import free_port, replayer, start_target, stop_target
 from replayer.transports.helloworld import decode_string_field1, hello_request
 from replayer.analysis.records import read_records
-from replayer.loopback.faults import ShareChooser, parse_fault
+from replayer.loopback.launch import ServeProcess
+from replayer.loopback.procinfo import rss_kib
 
 DURATION_S = 3
 TIMEOUT_S = 1.5
@@ -132,6 +130,9 @@ def fault_target():
 
 @pytest.mark.parametrize("h2c", [False, True], ids=["http1.1", "h2c"])
 def test_paths_choose_the_fault(fault_target, h2c):
+    """Over HTTP/1.1 and h2c, each path of the built-in target does what it names: /ok,
+    /status/N and /status-N, /delay-MS (answers that late), /reset, /hang (times out),
+    /slow/BPS/N, /truncate/N (half the body, then closed), /goaway."""
     port = fault_target.http_port
     assert _http(port, "/ok", h2c) == (0, 200, 3)
     assert _http(port, "/status/404", h2c)[:2] == (0, 404)
@@ -155,22 +156,19 @@ def test_paths_choose_the_fault(fault_target, h2c):
 
 @pytest.mark.parametrize("h2c", [False, True], ids=["http1.1", "h2c"])
 def test_huge_body_streams_in_bounded_memory(fault_target, h2c):
-    rss0 = _rss_kib(fault_target.proc.pid)
+    """/bytes/N of 256 MiB arrives whole while the server's memory grows by less than 32 MiB:
+    streamed in chunks under flow control, never held."""
+    rss0 = rss_kib(fault_target.proc.pid)
     n = 256 << 20
     err, status, got = _http(fault_target.http_port, f"/bytes/{n}", h2c, timeout=30)
     assert (err, status, got) == (0, 200, n)
     # streamed in 64 KiB chunks under flow control: the server never holds the body
-    assert _rss_kib(fault_target.proc.pid) - rss0 < 32 * 1024
-
-
-def _rss_kib(pid: int) -> int:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+    assert rss_kib(fault_target.proc.pid) - rss0 < 32 * 1024
 
 
 def test_share_faults_by_path_prefix(fault_target):
+    """--fault rules limited to @/share give requests under that path about their shares (resets
+    and 503s within wide bounds) and leave other paths alone."""
     # a fresh connection per request: no keep-alive retry hides a reset
     seen = [_http(fault_target.http_port, "/share/x")[:2] for _ in range(80)]
     resets = sum(1 for err, _ in seen if err in (52, 55, 56))
@@ -181,36 +179,8 @@ def test_share_faults_by_path_prefix(fault_target):
     assert all(_http(fault_target.http_port, "/other")[:2] == (0, 200) for _ in range(10))
 
 
-def test_share_chooser_draws_shares_reproducibly():
-    rules = [parse_fault("reset:0.2"), parse_fault("status=503:0.1"), parse_fault("hang:0.05@/a")]
-    a, b = ShareChooser(rules, seed=7), ShareChooser(rules, seed=7)
-    picks = [a.pick("/x") for _ in range(10000)]
-    assert picks == [b.pick("/x") for _ in range(10000)]
-    assert picks != [ShareChooser(rules, seed=8).pick("/x") for _ in range(10000)]
-    # binomial: 4 standard deviations
-    assert abs(sum(p is rules[0] for p in picks) - 2000) <= 160
-    assert abs(sum(p is rules[1] for p in picks) - 1000) <= 120
-    assert not any(p is rules[2] for p in picks)
-    picks = [a.pick("/a/b") for _ in range(10000)]
-    assert abs(sum(p is rules[2] for p in picks) - 500) <= 90
-
-
-@pytest.mark.parametrize("text, words", [
-    ("reset", "expected KIND[=ARG]:SHARE"),
-    ("explode:0.1", "unknown fault 'explode'"),
-    ("reset:1.5", "between 0 and 1"),
-    ("reset:x", "'x' is not a number"),
-    ("delay:0.1", "delay needs a value"),
-    ("status=999:0.1", "status=999"),
-    ("grpc-code=0:0.1", "grpc-code=0"),
-    ("reset:0.1@api", "must start with '/'"),
-])
-def test_bad_fault_option(text, words):
-    with pytest.raises(InputError, match=words.replace("[", r"\[").replace("]", r"\]")):
-        parse_fault(text)
-
-
 def test_bad_fault_option_on_the_command_line():
+    """`replayer serve` whose --fault shares add up to 1.4: exit 2, one line saying so."""
     proc = replayer("serve", "--http-port", "0", "--grpc-port", "0", "--fault", "reset:0.7",
                     "--fault", "hang:0.7", timeout=30)
     assert proc.returncode == 2
@@ -218,6 +188,8 @@ def test_bad_fault_option_on_the_command_line():
 
 
 def test_grpc_faults_by_name_and_share(fault_target):
+    """gRPC requests named fault:unavailable, fault:deadline, fault:code:N, fault:delay:MS and
+    fault:hang get those answers; others get --fault unavailable:0.5 about half the time."""
     with grpc.insecure_channel(f"127.0.0.1:{fault_target.grpc_port}") as ch:
         call = ch.unary_unary("/helloworld.Greeter/SayHello")
 
@@ -271,6 +243,10 @@ def _check(per, expect):
 
 @pytest.mark.parametrize("version", ["1.1", "h2c"])
 def test_http_every_fault_in_one_run(tmp_path, target, version):
+    """One HTTP run (1.1 and h2c) mixing a healthy endpoint with every fault: each endpoint's
+    requests get their error kind and status, one record each, sent except where the dial was
+    refused; delays and timeouts take as long as they should; the healthy endpoint keeps its
+    send lag."""
     expect = dict(HTTP_EXPECT, goaway=({"reset"}, {0}))
     rates = {name: (100 if name == "ok" else 5) for name in expect}
     table = _run(tmp_path, rates, "--protocol", "http", "--http-version", version,
@@ -290,6 +266,8 @@ def test_http_every_fault_in_one_run(tmp_path, target, version):
 
 
 def test_http_huge_bodies_next_to_a_healthy_endpoint(tmp_path, target):
+    """16 MiB answers next to a healthy endpoint: read whole, and the healthy endpoint keeps its
+    send lag."""
     rates = {"ok": 100, "bytes-16777216": 2}
     table = _run(tmp_path, rates, "--protocol", "http", "-port", str(target.http_port),
                  "--url-template", "http://{endpoint}:{port}/{endpoint}",
@@ -301,6 +279,8 @@ def test_http_huge_bodies_next_to_a_healthy_endpoint(tmp_path, target):
 
 
 def test_http_share_faults(tmp_path):
+    """A target failing shares of all requests (20% reset, 20% HTTP 500, 10% hang): the records
+    show each kind within wide bounds."""
     t = start_target("--fault", "reset:0.2", "--fault", "status=500:0.2", "--fault", "hang:0.1")
     try:
         table = _run(tmp_path, {"svc": 100}, "--protocol", "http", "-port", str(t.http_port),
@@ -324,25 +304,24 @@ def grpc_fleet():
     port = free_port()
     faults = {"unavailable": ("127.0.0.2", "unavailable:1"), "deadline": ("127.0.0.3", "deadline:1"),
               "hang": ("127.0.0.4", "hang:1"), "delay": ("127.0.0.5", "delay=300:1")}
-    procs = [subprocess.Popen([sys.executable, "-m", "replayer", "serve", "--host", host,
-                               "--http-port", "-1", "--grpc-port", str(port), "--fault", spec],
-                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    # Started together, then awaited: each one's start-up overlaps the others'.
+    fleet = [ServeProcess("--host", host, "--fault", spec, http_port=-1, grpc_port=port)
              for host, spec in [("127.0.0.1", "delay=0:0")] + list(faults.values())]
     try:
-        for p in procs:
-            lines = [p.stdout.readline().strip() for _ in range(2)]
-            assert lines[1] == "ready", lines
+        for served in fleet:
+            served.wait_ready()
         resolve = ["--resolve", "*=127.0.0.1"] + [
             x for name, (host, _) in faults.items() for x in ("--resolve", f"{name}={host}")]
         yield port, resolve + ["--resolve", "refused=127.0.0.6"]
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(10)
+        for served in fleet:
+            served.stop()
 
 
 def test_grpc_every_fault_in_one_run(tmp_path, grpc_fleet):
+    """One gRPC run against one target per loopback address, each with its fault: deadline and
+    hang time out (code 4), a delay is answered late, a refused dial is `connect` and an
+    UNAVAILABLE answer `status` (both code 14); the healthy endpoint keeps its send lag."""
     port, resolve = grpc_fleet
     expect = {"ok": ({"ok"}, {0}), "deadline": ({"timeout"}, {4}), "hang": ({"timeout"}, {4}),
               "delay": ({"ok"}, {0}), "refused": ({"connect"}, {14}),
@@ -358,6 +337,8 @@ def test_grpc_every_fault_in_one_run(tmp_path, grpc_fleet):
 
 
 def test_grpc_unavailable_answer_is_a_status_not_a_connect_error(tmp_path, target):
+    """An UNAVAILABLE answered by the server is a `status` failure with code 14, not a connect
+    error."""
     body = tmp_path / "req.bin"
     body.write_bytes(hello_request("fault:unavailable"))
     table = _run(tmp_path, {"svc": 20}, "--protocol", "grpc", "-port", str(target.grpc_port),
@@ -368,6 +349,7 @@ def test_grpc_unavailable_answer_is_a_status_not_a_connect_error(tmp_path, targe
 
 
 def test_refused_port_is_a_connect_error_for_every_request(tmp_path):
+    """A port nobody listens on: every request is a `connect` failure."""
     port = free_port()
     with socket.socket() as s:     # nobody listens: the kernel refuses each connection
         assert s.connect_ex(("127.0.0.1", port)) != 0

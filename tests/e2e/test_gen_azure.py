@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from replayer.generate.arrivals import generate_arrivals, unit_fractions
+from conftest import replayer as run_replayer
 from replayer.generate.mapping import distance_matrix, load_profiles
-from replayer.generate.sampling import sample_functions
 from replayer.analysis.records import read_records
-from replayer.schedules.schedule import MINUTE_NS, NS_PER_S, NS_PER_US
+from replayer.schedules.schedule import MINUTE_NS, NS_PER_S
 from replayer.schedules import columnar, vswarm
 from replayer.generate.azure_dataset import read_trace
 
@@ -27,10 +26,9 @@ SAMPLE = ROOT / "traces" / "azure-sample"
 PROFILE = SAMPLE / "profile.json"
 
 
-def replayer(*args, cwd=None, env=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "replayer", *map(str, args)], cwd=cwd or ROOT,
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+def replayer(*args, **options):
+    """conftest's replayer with paths and numbers as arguments."""
+    return run_replayer(*map(str, args), **options)
 
 
 def gen(out: Path, *args, trace=SAMPLE):
@@ -77,6 +75,9 @@ def full_load(tmp_path_factory):
 # ---- the reference trace, end to end -------------------------------------------------------
 
 def test_every_invocation_of_every_unit_is_in_both_outputs(trace, full_load):
+    """The whole sample trace (250 functions x 150 minutes): every invocation of every unit is
+    in load.parquet (per function, in its function column and cls), load.json holds the same
+    instants and endpoints, and the printed line counts them."""
     d, r = full_load
     assert trace.counts.shape == (250, 150) and trace.unit_labels[0] == 540
     s = columnar.read_schedule(d / "load.parquet")
@@ -94,6 +95,8 @@ def test_every_invocation_of_every_unit_is_in_both_outputs(trace, full_load):
 
 
 def test_mapping_is_the_closest_proxy(trace, full_load):
+    """load.mapping.csv maps each function to the proxy at the smallest distance (p75 memory and
+    duration), with the proxy's endpoint and the function's invocation count."""
     d, _ = full_load
     rows = list(csv.DictReader(open(d / "load.mapping.csv")))
     profiles = load_profiles(PROFILE)
@@ -108,6 +111,9 @@ def test_mapping_is_the_closest_proxy(trace, full_load):
 
 
 def test_unique_mapping_when_possible_and_fallback_when_not(tmp_path, trace):
+    """-u true: with more functions than proxies, a warning and the closest mapping (as vSwarm
+    does); with 120 sampled functions, a one-to-one assignment whose total distance is no worse
+    than a greedy one's."""
     # 250 functions, 191 proxies: one-to-one is impossible, vSwarm falls back to closest.
     r = replayer("gen", "azure", "-t", SAMPLE, "-p", PROFILE, "-o", tmp_path / "a.json",
                  "-u", "true", "--seed", 1, "-d", 2, "-w", 0)
@@ -132,6 +138,8 @@ def test_unique_mapping_when_possible_and_fallback_when_not(tmp_path, trace):
 
 
 def test_same_seed_same_bytes(tmp_path):
+    """The same seed gives byte-identical load.json, load.parquet and mapping; another seed
+    another load."""
     args = ("-i", "exponential", "-d", 5, "--sample", 60)
     gen_together((tmp_path / "a.json", "--seed", 11, *args), (tmp_path / "b.json", "--seed", 11, *args),
                  (tmp_path / "c.json", "--seed", 12, *args))
@@ -142,6 +150,8 @@ def test_same_seed_same_bytes(tmp_path):
 
 
 def test_start_minute_duration_and_seconds(tmp_path, trace):
+    """--start-minute, -d, -w and -m=false pick the window: per function and second, the
+    schedule's counts are the trace's columns from that minute on."""
     gen(tmp_path / "s.json", "--start-minute", 600, "-d", 4, "-w", 1, "-m=false", "--seed", 3,
         "-iat_distribution", "equidistant", "-dbg")
     s = columnar.read_schedule(tmp_path / "s.parquet")
@@ -154,6 +164,8 @@ def test_start_minute_duration_and_seconds(tmp_path, trace):
 
 
 def test_columnar_only_output_is_streamed_with_the_same_requests(tmp_path):
+    """-o load.parquet alone writes no load.json, and the same columns as when both are
+    written."""
     out, _ = gen_together((tmp_path / "only.parquet", "--seed", 1, "-d", 3, "-w", 0, "-i", "exponential"),
                           (tmp_path / "both.json", "--seed", 1, "-d", 3, "-w", 0, "-i", "exponential"))
     assert not (tmp_path / "only.json").exists() and (tmp_path / "only.mapping.csv").exists()
@@ -163,62 +175,11 @@ def test_columnar_only_output_is_streamed_with_the_same_requests(tmp_path):
     assert a.equals(b)
 
 
-# ---- arrivals inside a unit ----------------------------------------------------------------
-
-def test_exponential_is_a_poisson_process_conditioned_on_the_count():
-    rng = np.random.Generator(np.random.PCG64(5))
-    n = 6
-    frac = unit_fractions(np.full(20000, n), "exponential", rng).reshape(-1, n)
-    # Given n arrivals in [0, 1), a Poisson process puts them at n sorted uniforms: every
-    # arrival is marginally uniform and every gap (first arrival included) is Beta(1, n).
-    assert np.all(np.diff(frac, axis=1) >= 0)
-    assert stats.kstest(frac.ravel(), "uniform").pvalue > 0.01
-    gaps = np.diff(np.concatenate([np.zeros((len(frac), 1)), frac], axis=1), axis=1)
-    for k in range(n):
-        assert stats.kstest(gaps[:, k], stats.beta(1, n).cdf).pvalue > 0.01
-    # The k-th arrival is Beta(k, n + 1 - k), the k-th order statistic.
-    assert stats.kstest(frac[:, 2], stats.beta(3, n - 2).cdf).pvalue > 0.01
-    # Units of different sizes stay independent and exact in count.
-    sizes = np.array([0, 1, 3, 0, 50, 2])
-    f = unit_fractions(sizes, "exponential", rng)
-    assert f.size == sizes.sum() and np.all((f >= 0) & (f < 1))
-
-
-def test_vswarm_exponential_is_not_poisson():
-    # What vSwarm does per invocation: the first of 1000 Exp(0.5) draws, min-max scaled.
-    rng = np.random.Generator(np.random.PCG64(1))
-    x = rng.exponential(2.0, size=(3000, 1000))
-    v = (x[:, 0] - x.min(axis=1)) / (x.max(axis=1) - x.min(axis=1))
-    assert stats.kstest(v, "uniform").pvalue < 1e-6
-    assert v.mean() < 0.25
-
-
-def test_uniform_and_equidistant_spacing():
-    rng = np.random.Generator(np.random.PCG64(2))
-    n = 8
-    u = unit_fractions(np.full(5000, n), "uniform", rng)
-    assert stats.kstest(u, "uniform").pvalue > 0.01
-    s = np.sort(u.reshape(-1, n), axis=1)
-    assert np.mean(np.diff(s, axis=1)) == pytest.approx(1 / (n + 1), rel=0.03)
-    e = unit_fractions(np.array([4, 5]), "equidistant", rng)
-    assert e.tolist() == [0, 0.25, 0.5, 0.75, 0, 0.2, 0.4, 0.6, 0.8]
-    # In µs inside a minute, as written: offsets k * 60 s / n.
-    t, f = generate_arrivals(np.array([[3], [0]]), MINUTE_NS, "equidistant", rng)
-    assert (t // NS_PER_US).tolist() == [0, 20_000_000, 40_000_000] and f.tolist() == [0, 0, 0]
-
-
-def test_same_microsecond_is_not_merged(tmp_path):
-    # Two functions with equal counts and equidistant arrivals share every instant; vSwarm's
-    # dict keeps one of each pair, replayer keeps both.
-    counts = np.array([[4, 2], [4, 2]])
-    t, f = generate_arrivals(counts, NS_PER_S, "equidistant", np.random.Generator(np.random.PCG64(0)))
-    assert t.size == 12 and np.array_equal(counts_of(t, f, 2, 2, NS_PER_S), counts)
-    assert f.tolist()[:2] == [0, 1] and t[0] == t[1]
-
-
 # ---- sampling -------------------------------------------------------------------------------
 
 def test_sample_keeps_rate_and_duration_distributions(tmp_path, trace):
+    """--sample 40 prints the KS distances of the functions it chose (those in its mapping):
+    under 0.1, and better than the median of random picks."""
     r = gen(tmp_path / "s.json", "--sample", 40, "--seed", 4, "-d", 0)
     line = next(x for x in r.stdout.splitlines() if x.startswith("sampled 40 of 250"))
     rows = list(csv.DictReader(open(tmp_path / "s.mapping.csv")))
@@ -234,12 +195,6 @@ def test_sample_keeps_rate_and_duration_distributions(tmp_path, trace):
                 stats.ks_2samp(trace.duration_p75_ms[p], trace.duration_p75_ms).statistic)
             for p in (rng.choice(250, 40, replace=False) for _ in range(50))]
     assert max(ks_rate, ks_dur) < np.median(rand)
-
-
-def test_sample_function_edges():
-    rng = np.random.default_rng(0)
-    rep = sample_functions(np.arange(10.0), np.arange(10.0), 10, rng)
-    assert rep.rows.tolist() == list(range(10)) and rep.distance == 0
 
 
 # ---- malformed input: exit 2, one line naming file, line and column --------------------------
@@ -347,15 +302,20 @@ def _one_error_line(result, words):
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
 def test_malformed_trace(bad_runs, case):
+    """Each malformed trace file: exit 2, one line naming the file, line and column, no load
+    written."""
     _one_error_line(bad_runs[case], MALFORMED[case][1])
 
 
 @pytest.mark.parametrize("case", sorted(BAD_OPTIONS))
 def test_bad_options(bad_runs, case):
+    """Each bad option value: exit 2, one line naming the option, no load written."""
     _one_error_line(bad_runs[case], BAD_OPTIONS[case][1])
 
 
 def test_bad_profile(tmp_path):
+    """A profile.json entry without its 75-percentile: exit 2, one line naming the proxy and the
+    field."""
     p = json.loads(PROFILE.read_text())
     first = next(iter(p))
     del p[first]["memory"]["75-percentile"]
@@ -398,6 +358,9 @@ def _deploy_setup(tmp_path, kubectl_exit=0):
 
 
 def test_deploy_runs_each_command_without_a_shell(tmp_path):
+    """--dry-run prints the deployment's commands and runs none; --deploy runs the same ones in
+    order, without a shell (a quoted space stays in one argument), with each proxy's YAML
+    written to the build directory."""
     args, env, log = _deploy_setup(tmp_path)
     dry = replayer(*args, "--dry-run", env=env)
     assert dry.returncode == 0, dry.stderr
@@ -420,6 +383,8 @@ def test_deploy_runs_each_command_without_a_shell(tmp_path):
 
 
 def test_deploy_renames_services_per_function_and_stops_at_first_failure(tmp_path):
+    """With an endpoint per function, each service's YAML gets its own name; the first command
+    that fails stops the deployment (exit 1, its output shown, nothing after it run)."""
     args, env, log = _deploy_setup(tmp_path, kubectl_exit=3)
     r = replayer(*args, "--deploy", "--endpoint-template", "{proxy}-{n}.default.example.com", env=env)
     assert r.returncode == 1
@@ -431,6 +396,7 @@ def test_deploy_renames_services_per_function_and_stops_at_first_failure(tmp_pat
 
 
 def test_deploy_refuses_shell_syntax(tmp_path):
+    """A config command that needs a shell (&&) is refused before anything runs (exit 2)."""
     args, env, log = _deploy_setup(tmp_path)
     cfg = tmp_path / "vswarm" / "config.json"
     c = json.loads(cfg.read_text())
@@ -515,17 +481,6 @@ def test_deploy_checks_files_before_running_anything(tmp_path):
 
 
 
-def test_files_a_deployment_command_reads():
-    """The files a kubectl/kn/oc command reads are its -f/--filename/-k/--kustomize values
-    (every spelling), not stdin or URLs, and nothing of other commands or `kubectl logs -f`."""
-    from replayer.generate.deploy import file_arguments
-    assert file_arguments(["kubectl", "apply", "-f", "a.yaml", "--filename=b.yaml", "-fc.yaml",
-                           "-k", "kdir", "-f", "-", "-f", "https://h/x.yaml"]) == \
-        ["a.yaml", "b.yaml", "c.yaml", "kdir"]
-    assert file_arguments(["/usr/bin/kn", "service", "create", "s", "--filename", "s.yaml"]) == ["s.yaml"]
-    assert file_arguments(["kubectl", "logs", "-f", "pod"]) == []
-    assert file_arguments(["rm", "-f", "x"]) == []
-
 def test_generated_load_keeps_its_quiet_last_units(tmp_path):
     """A window whose last units have no invocation still has those units in load.json (one
     object each, as the invoker counts them) and in the columnar schedule's replayer.units."""
@@ -549,6 +504,8 @@ def test_generated_load_keeps_its_quiet_last_units(tmp_path):
 # ---- plots ------------------------------------------------------------------------------------
 
 def test_plot_writes_readable_pngs(tmp_path):
+    """`replayer plot` writes its six PNGs, each readable, large and not blank; a missing trace
+    directory is one line, exit 2."""
     r = replayer("plot", "-t", SAMPLE, "-p", PROFILE, "-o", tmp_path / "png")
     assert r.returncode == 0, r.stderr
     import matplotlib.image as mpimg

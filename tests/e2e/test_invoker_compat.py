@@ -1,24 +1,15 @@
 """`replayer run` as a drop-in for the vSwarm invoker: -warmup + -duration units replayed (the
 first -warmup of them warm-up), a warning when the load is shorter, rps_NAME where the
-invoker writes it (and a copy in the run directory), environment variables scoped to their
-command."""
+invoker writes it (and a copy in the run directory)."""
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pyarrow.compute as pc
-import pytest
 
 from conftest import replayer, write_load
-from replayer.cli import main
-from replayer.run.options import RunOptions
-from replayer.run.supervisor import Orchestrator
 from replayer.analysis.records import read_records
-from replayer.schedules.schedule import NS_PER_S, Schedule
-from replayer.schedules import columnar, load_schedule_units
-
-from report_fixtures import make_run
+from replayer.schedules.schedule import NS_PER_S
 
 PER_UNIT = 300
 
@@ -88,65 +79,3 @@ def test_only_the_asked_units_are_replayed_and_empty_latf_writes_none(tmp_path):
     assert not list(tmp_path.glob("rps_*")) and not list(out.glob("rps_*"))
     errors = pc.unique(table.column("error").cast("string")).to_pylist()
     assert errors == ["ok"] and "warning" not in proc.stderr
-
-
-def test_units_of_a_load_json_include_its_quiet_last_units(tmp_path):
-    """The units a load.json holds are its objects, empty ones included (as the invoker
-    counts them), capped by what the run asks for."""
-    load = write_load(tmp_path / "load.json", [([5], ["a"]), ([], []), ([], [])])
-    assert load_schedule_units(load, minute=False)[1] == 3
-    schedule, units = load_schedule_units(load, minute=False, max_units=2)
-    assert units == 2 and len(schedule) == 1
-
-
-def test_units_of_a_columnar_schedule(tmp_path):
-    """A columnar schedule's units: replayer.units when written (gen azure writes it), else
-    up to its last request's unit; the warm-up phase uses the file's own unit length."""
-    sched = Schedule(t_ns=np.array([0, NS_PER_S // 2, NS_PER_S + 1], np.int64),
-                     target=np.zeros(3, np.int32), targets=["a"], unit_ns=NS_PER_S)
-    columnar.write_schedule(sched, tmp_path / "quiet.parquet", units=4)
-    columnar.write_schedule(sched, tmp_path / "plain.arrow")
-    assert load_schedule_units(tmp_path / "quiet.parquet")[1] == 4
-    assert load_schedule_units(tmp_path / "quiet.parquet", max_units=3)[1] == 3
-    schedule, units = load_schedule_units(tmp_path / "plain.arrow", max_units=1)
-    assert units == 1 and len(schedule) == 2
-    assert load_schedule_units(tmp_path / "plain.arrow")[1] == 2
-
-
-def test_a_columnar_schedule_shorter_than_asked_warns(tmp_path, capsys):
-    """Orchestrator.load applies the same rule to a columnar schedule: 2 units in the file,
-    -warmup 1 -duration 2 asked: one warning, everything loaded."""
-    sched = Schedule(t_ns=np.array([0, NS_PER_S + 1], np.int64), target=np.zeros(2, np.int32),
-                     targets=["a"], unit_ns=NS_PER_S)
-    columnar.write_schedule(sched, tmp_path / "s.parquet")
-    opts = RunOptions(trace_file=str(tmp_path / "s.parquet"), warmup=1, duration=2, latf="")
-    assert len(Orchestrator(opts).load()) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "holds 2 seconds" in err[0] and "measuring the last 1" in err[0]
-    opts = RunOptions(trace_file=str(tmp_path / "s.parquet"), warmup=1, duration=1, latf="")
-    assert len(Orchestrator(opts).load()) == 2 and capsys.readouterr().err == ""
-
-
-@pytest.fixture(scope="module")
-def synthetic_run(tmp_path_factory):
-    return make_run(tmp_path_factory.mktemp("run") / "run", n=2000, workers=1)
-
-
-def test_run_environment_leaves_report_and_export_alone(synthetic_run, tmp_path, monkeypatch,
-                                                        capsys):
-    """REPLAYER_OUT is `replayer run`'s: a report and an export write to their own defaults
-    under the run directory; REPLAYER_REPORT_OUT is the report's."""
-    run_dir = synthetic_run.run_dir
-    elsewhere = tmp_path / "elsewhere"
-    monkeypatch.setenv("REPLAYER_OUT", str(elsewhere))
-    monkeypatch.setenv("REPLAYER_FORMAT", "parquet")
-    before = (run_dir / "run.json").read_bytes()
-    assert main(["report", str(run_dir), "--no-plots"]) == 0
-    assert (run_dir / "report" / "summary.json").exists()
-    assert main(["export", str(run_dir)]) == 0
-    assert (run_dir / "records.csv").exists()              # csv: REPLAYER_FORMAT is not export's
-    assert not elsewhere.exists() and (run_dir / "run.json").read_bytes() == before
-    monkeypatch.setenv("REPLAYER_REPORT_OUT", str(tmp_path / "report"))
-    assert main(["report", str(run_dir), "--no-plots"]) == 0
-    assert (tmp_path / "report" / "summary.json").exists()
-    capsys.readouterr()

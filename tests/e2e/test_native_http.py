@@ -21,7 +21,7 @@ import pytest
 from conftest import EXAMPLE_LOAD, free_port, replayer
 from replayer import _h1, _pacer
 from replayer.analysis.records import ROW_DTYPE, ErrorKind
-from replayer.transports import TransportConfig, http_client_of, make_transport, traceparent
+from replayer.transports import TransportConfig, traceparent
 from replayer.transports.libcurl import http_transport
 from replayer.transports.native import build_request, native_transport, socket_addresses
 
@@ -302,7 +302,10 @@ FRAMINGS = [
 @pytest.mark.parametrize("answer, close, config, status, bytes_in, reused",
                          [f[1:] for f in FRAMINGS], ids=[f[0] for f in FRAMINGS])
 def test_answer_framings(serve, answer, close, config, status, bytes_in, reused):
-    # One connection: keep-alive answers must leave it reusable, the others must end it.
+    """Every way an answer is framed (Content-Length, chunked with extensions and trailers,
+    until close, HTTP/1.0, 1xx before the answer, no body after HEAD, 204 and 304, bare LF,
+    large heads and bodies): the status and body bytes sent, over one connection that keep-alive
+    answers leave reusable and the others end."""
     srv = serve(answer, close=close)
     rows = _replay(srv.port, connections=1, **config)
     assert rows["status"].tolist() == [status] * 3
@@ -319,8 +322,8 @@ def test_answer_framings(serve, answer, close, config, status, bytes_in, reused)
     (b"HTTP/1.1 200 OK\r\nServer: trickle\r\nContent-Length: 10\r\n\r\n0123456789", 10),
 ], ids=["interim-chunked", "content-length"])
 def test_an_answer_one_byte_at_a_time(serve, answer, bytes_in):
-    # Every read holds one byte: the parser resumes anywhere (status line, blank line, chunk
-    # sizes, trailers).
+    """An answer that arrives one byte per read: the parser resumes anywhere (status line, blank
+    line, chunk sizes, trailers)."""
     srv = serve(trickle(answer))
     rows = _replay(srv.port, n=2, connections=1)
     assert _errors(rows) == [ErrorKind.OK] * 2
@@ -347,7 +350,8 @@ MALFORMED = {
 
 @pytest.mark.parametrize("answer", MALFORMED.values(), ids=MALFORMED.keys())
 def test_malformed_answers_are_protocol_errors(serve, answer):
-    # The first answer is broken; its connection is dropped and the run goes on on a new one.
+    """A malformed first answer is a `protocol` failure; its connection is dropped and the run
+    goes on on a new one."""
     srv = serve(answer, OK)
     rows = _replay(srv.port, connections=1)
     assert _errors(rows) == [ErrorKind.PROTOCOL, ErrorKind.OK, ErrorKind.OK]
@@ -358,8 +362,9 @@ def test_malformed_answers_are_protocol_errors(serve, answer):
 # ---- 3. timeouts ----
 
 def test_a_request_unanswered_times_out_and_the_queue_goes_on(serve):
-    # Three due at once on one connection: the first is never answered; the two waiting behind
-    # it go out when it times out, each with its own clock (it runs from the dial, not the wait).
+    """Three due at once on one connection, the first never answered: it times out, and the two
+    waiting behind it go out then, each with its own clock (from its dial, not from its
+    wait)."""
     srv = serve(hang, OK)
     rows = _replay(srv.port, every_ms=0, connections=1, timeout_s=0.3)
     assert _errors(rows) == [ErrorKind.TIMEOUT, ErrorKind.OK, ErrorKind.OK]
@@ -375,9 +380,9 @@ def test_a_request_unanswered_times_out_and_the_queue_goes_on(serve):
 @pytest.mark.parametrize("pause, every_ms, stale", [(0.03, 150, 0), (0.1, 30, 3)],
                          ids=["closed-while-idle", "closed-under-a-request"])
 def test_keep_alive_connections_the_server_closes(serve, pause, every_ms, stale):
-    # Each connection serves one answer, then the server closes it: while the client has it
-    # idle (it sees the close and dials anew), or after the client sent the next request on it
-    # (`stale` times: that request goes again, once, on a fresh connection). All succeed.
+    """The server closes each connection after one answer: while the client holds it idle (it
+    sees the close and dials anew), or after the client sent the next request on it (that
+    request goes again, once, on a fresh connection). All succeed."""
     answer = close_later(OK, pause)
     srv = serve(answer)
     rows = _replay(srv.port, n=4, every_ms=every_ms, connections=1)
@@ -387,8 +392,8 @@ def test_keep_alive_connections_the_server_closes(serve, pause, every_ms, stale)
 
 
 def test_a_reset_mid_answer_is_recorded_once(serve):
-    # Request 1 is on a reused connection and has half its answer when the server resets it:
-    # a reset, not sent again (the server saw it once), and the run goes on.
+    """A reused connection reset halfway through an answer: `reset`, not sent again (the server
+    saw it once), and the run goes on."""
     half = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 100
     srv = serve(OK, reset_after(half), OK)
     rows = _replay(srv.port, connections=1)
@@ -399,12 +404,15 @@ def test_a_reset_mid_answer_is_recorded_once(serve):
 # ---- 5. dialling ----
 
 def test_nothing_listening_is_a_connect_error_at_once():
+    """A port nobody listens on: every request a `connect` failure, recorded within 200 ms of
+    its time."""
     rows = _replay(free_port(), n=5, every_ms=5)
     assert _errors(rows) == [ErrorKind.CONNECT] * 5
     assert (rows["done_ns"] - rows["scheduled_ns"] < 200 * MS).all()
 
 
 def test_an_unresolvable_name_is_a_connect_error():
+    """A host name that does not resolve: a `connect` failure for each request."""
     rows = _replay(free_port(), n=2, endpoints=["no-such-host.invalid"], resolve={})
     assert _errors(rows) == [ErrorKind.CONNECT] * 2
 
@@ -418,11 +426,14 @@ def _ipv6() -> bool:
         return False
 
 
-needs_ipv6 = pytest.mark.skipif(not _ipv6(), reason="no IPv6 loopback here")
+needs_ipv6 = pytest.mark.skipif(not _ipv6(),
+                                reason="this host has no IPv6 loopback (binding ::1 fails)")
 
 
 @needs_ipv6
 def test_a_name_with_two_addresses_falls_through_to_the_one_listening(serve, monkeypatch):
+    """A name whose first address (IPv6) refuses the dial and whose second (IPv4) listens: the
+    client falls through to the second."""
     # dual.test is ::1 first, then 127.0.0.1; the server is on 127.0.0.1 only (its port on ::1
     # is held by a socket that does not listen, so that dial is refused).
     srv = serve(OK)
@@ -439,6 +450,7 @@ def test_a_name_with_two_addresses_falls_through_to_the_one_listening(serve, mon
 
 
 def test_an_address_family_the_kernel_lacks_falls_through(serve):
+    """An address of a family socket() refuses is skipped for the next one."""
     srv = serve(OK)
     unsupported = struct.pack("=H", 5) + bytes(14)       # AF_APPLETALK: socket() refuses it
     request, _ = build_request("http://svc.test/", "GET", [], None, False)
@@ -449,21 +461,6 @@ def test_an_address_family_the_kernel_lacks_falls_through(serve):
 
 
 # ---- 6. the request on the wire ----
-
-def test_request_bytes_built_once():
-    data, at = build_request("http://svc.test/a/b?x=1&y=2", "GET", [], None, False)
-    assert (data, at) == (b"GET /a/b?x=1&y=2 HTTP/1.1\r\nHost: svc.test\r\nAccept: */*\r\n\r\n", -1)
-    data, _ = build_request("http://svc.test:8080", "GET", [], None, False)
-    assert data.startswith(b"GET / HTTP/1.1\r\nHost: svc.test:8080\r\n")
-    data, _ = build_request("http://[::1]:8080/", "GET", [], None, False)
-    assert b"\r\nHost: [::1]:8080\r\n" in data
-    data, at = build_request("http://svc.test/", "POST", ["Content-Type: application/json"],
-                             b"{}", True)
-    assert data.endswith(b"\r\n\r\n{}")
-    assert b"\r\nContent-Length: 2\r\nContent-Type: application/json\r\n" in data
-    placeholder = b"traceparent: 00-%s-%s-01" % (b"0" * 32, b"0" * 16)
-    assert data[at - 16:data.index(b"\r\n", at)] == placeholder
-
 
 def _wire(srv, client, n=3, **config) -> list[Request]:
     """The requests `srv` got from `client` for this run, in arrival order."""
@@ -489,9 +486,9 @@ WIRE = {
 
 @pytest.mark.parametrize("config", WIRE.values(), ids=WIRE.keys())
 def test_the_same_request_as_libcurl(serve, config):
-    # The same run through both clients: same request line, header fields and body (libcurl
-    # orders some differently, and keeps a user's spelling of a default's name), and each
-    # with the expected values.
+    """The same run through both clients: the same request line, header fields and body (libcurl
+    orders some fields differently and keeps a user's spelling of a default's name), each with
+    the expected values."""
     common = dict(endpoints=["a.test", "b.test"], target=[0, 1, 0],
                   url_template="http://{endpoint}:{port}/p/{endpoint}?q=1&r=two")
     srv = serve(OK)
@@ -522,8 +519,9 @@ def test_the_same_request_as_libcurl(serve, config):
 
 
 def test_trace_ids_follow_each_event_across_connections(serve):
-    # Every answer closes its connection, so each request takes a fresh one (often the slot
-    # the other target's request just left, with a request of another length).
+    """Every answer closes its connection, so each request takes a fresh one (often the slot the
+    other target's request just left, with a request of another length): each event's
+    traceparent and path still go with it."""
     srv = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
     rows = _replay(srv.port, n=6, every_ms=10, endpoints=["a.test", "a-longer-name.test"],
                    target=[0, 1] * 3, url_template="http://{endpoint}:{port}/{endpoint}",
@@ -535,6 +533,7 @@ def test_trace_ids_follow_each_event_across_connections(serve):
 
 
 def test_a_header_given_twice_is_sent_twice(serve):
+    """A header given twice is sent twice, in order, by both clients."""
     srv, config = serve(OK), dict(n=1, headers=["X-Dup: 1", "X-Dup: 2"])
     curl = [v for n, v in _wire(srv, http_transport, **config)[0].headers if n == "X-Dup"]
     native = [v for n, v in _wire(srv, native_transport, **config)[0].headers if n == "X-Dup"]
@@ -545,9 +544,9 @@ def test_a_header_given_twice_is_sent_twice(serve):
 # ---- 7. a large request body ----
 
 def test_a_large_body_sent_in_parts_arrives_whole(serve):
-    # 6 MB against a server with a 64 KiB receive buffer that waits before reading: more than
-    # the socket buffers hold, so the client must wait for room and go on (twice: the second
-    # on the same connection).
+    """A 6 MB body to a server with a 64 KiB receive buffer that waits before reading (more than
+    the socket buffers hold): the client waits for room and goes on, twice on the same
+    connection, and the body arrives whole."""
     payload = np.random.default_rng(1).bytes(6 << 20)
     srv = serve(OK, rcvbuf=1 << 16, read_pause=0.2)
     rows = _replay(srv.port, n=2, every_ms=0, connections=1, payload=payload,
@@ -564,9 +563,9 @@ def test_a_large_body_sent_in_parts_arrives_whole(serve):
     (OK, False, 200),
 ], ids=["413-close", "200-keep-alive"])
 def test_an_answer_before_the_whole_body_is_sent(serve, answer, close, status):
-    # The server answers on the head alone, with more of the 6 MB body to come than socket
-    # buffers hold: the answer is recorded as it is (not a reset), its connection (mid-body)
-    # is not used again, and the run goes on.
+    """The server answers on the head alone, with more of a 6 MB body to come than socket
+    buffers hold: the answer is recorded as it is (not a reset), its connection (mid-body) is
+    not used again, and the run goes on."""
     srv = serve(answer, close=close, early=True, rcvbuf=1 << 16)
     rows = _replay(srv.port, n=2, connections=1, payload=bytes(6 << 20), timeout_s=5)
     assert rows["status"].tolist() == [status] * 2
@@ -582,6 +581,8 @@ def test_an_answer_before_the_whole_body_is_sent(serve, answer, close, status):
     ("http://[::1]:{port}/", {}, "[::1]"),
 ], ids=["resolve", "literal"])
 def test_ipv6(serve, template, resolve, host):
+    """Over IPv6 loopback, through --resolve or a literal [::1] in the URL: answered, with the
+    URL's Host header."""
     srv = serve(OK, host="::1")
     rows = _replay(srv.port, url_template=template, resolve=resolve)
     assert _errors(rows) == [ErrorKind.OK] * 3
@@ -591,6 +592,8 @@ def test_ipv6(serve, template, resolve, host):
 # ---- 9. abort ----
 
 def test_abort_cancels_in_flight_and_queued_once(serve):
+    """abort() with one request sent and three waiting for the one connection: each recorded
+    once, as `cancelled`, and nothing more comes of them."""
     srv = serve(hang)
     n = 4
     buf, ring = _ring(n)
@@ -622,6 +625,8 @@ def test_abort_cancels_in_flight_and_queued_once(serve):
     pytest.param(http_transport, id="curl"),
 ])
 def test_the_connection_cap_is_per_host(serve, client):
+    """--connections 1 with two endpoints on the same host and port: one connection carries all
+    four requests, with either client."""
     srv = serve(slow(OK, 0.05))
     rows = _replay(srv.port, n=4, every_ms=0, client=client, endpoints=["a", "b"],
                    target=[0, 1, 0, 1], url_template="http://svc.test:{port}/{endpoint}",
@@ -637,24 +642,10 @@ def test_the_connection_cap_is_per_host(serve, client):
     ["--http-version", "2"],
 ], ids=["https", "http2"])
 def test_native_refuses_what_it_cannot_speak(args):
+    """--http-client native with https:// or HTTP/2: exit 2, one line naming --http-client
+    native."""
     proc = replayer("run", "-traceFile", EXAMPLE_LOAD, "--protocol", "http",
                     "--http-client", "native", *args, timeout=30)
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "--http-client native" in proc.stderr and "Traceback" not in proc.stderr
-
-
-def test_auto_picks_native_where_it_applies(monkeypatch):
-    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    plain = _config(80)
-    assert http_client_of(plain) == "native"
-    assert http_client_of(_config(80, url_template="https://{endpoint}:{port}/")) == "curl"
-    assert http_client_of(_config(80, http_version="2")) == "curl"
-    assert http_client_of(_config(80, http_client="curl")) == "curl"
-    buf, ring = _ring(1)
-    assert isinstance(make_transport(plain, ring, np.zeros(1, np.int32)), _h1.NativeHttpTransport)
-    monkeypatch.setenv("http_proxy", "http://proxy.test:3128")
-    assert http_client_of(plain) == "curl"
-    monkeypatch.setenv("no_proxy", "svc.test")
-    assert http_client_of(plain) == "native"

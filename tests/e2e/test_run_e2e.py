@@ -28,6 +28,10 @@ def _trace(tmp_path, seconds=4, per_second=60, seed=1):
 @pytest.mark.parametrize("protocol,client", [("http", "auto"), ("http", "curl"), ("grpc", "auto")],
                          ids=["http-native", "http-curl", "grpc"])
 def test_replay_records_every_request(tmp_path, target, protocol, client):
+    """A 4-second trace over 2 workers against the built-in target (HTTP through each client,
+    gRPC): one record per event, its intended time the trace's, never sent early, both workers
+    used, all answered; run.json names the HTTP client and the spin window; rps_lat.csv holds
+    the post-warm-up latencies."""
     load = _trace(tmp_path)
     out = tmp_path / "run"
     port = target.http_port if protocol == "http" else target.grpc_port
@@ -72,6 +76,8 @@ def test_replay_records_every_request(tmp_path, target, protocol, client):
 
 
 def test_http2_h2c_and_post_body(tmp_path, target):
+    """h2c with a POST body and a header: every request answered 200, with the body's bytes out
+    and the answer's in."""
     load = _trace(tmp_path, seconds=2, per_second=40)
     out = tmp_path / "run"
     replayer("run", "-traceFile", str(load), "-min=false", "-duration", "2", "-warmup", "0",
@@ -89,6 +95,7 @@ def test_http2_h2c_and_post_body(tmp_path, target):
 
 
 def test_url_template_paths_choose_status(tmp_path, target):
+    """--url-template with /status/503: every record has status 503 and error `status`."""
     load = _trace(tmp_path, seconds=1, per_second=20)
     out = tmp_path / "run"
     replayer("run", "-traceFile", str(load), "-min=false", "-duration", "1", "-warmup", "0",
@@ -101,6 +108,8 @@ def test_url_template_paths_choose_status(tmp_path, target):
 
 
 def test_local_target_quick_start(tmp_path):
+    """The README's quick start (--local-target, the bundled example): every request scheduled
+    is sent, none lost, the summary printed."""
     out = tmp_path / "run"
     proc = replayer("run", "-traceFile", EXAMPLE_LOAD, "-min=false", "-duration", "2",
                     "-warmup", "1", "--local-target", "--out", str(out), "-workers", "2",

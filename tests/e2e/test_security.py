@@ -1,4 +1,4 @@
-"""Issue 6, point 8: no secrets in the run directory, logs or reports; TLS verified by default
+"""No secrets in the run directory, logs or reports; TLS verified by default
 (--insecure to skip, recorded in run.json); the built-in target and any port a run opens bind
 to loopback unless told otherwise."""
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pytest
 
 from conftest import replayer, start_target, stop_target, write_load
 from replayer.analysis.records import read_records
+from replayer.loopback.procinfo import descendants
 
 SECRETS = ["Bearer SECRET-A1b2C3", "SECRET-A1b2C3", "tok-SECRET-T2x9", "cookie-SECRET-C7"]
 
@@ -31,6 +32,9 @@ def _all_bytes(root: Path) -> list[tuple[Path, bytes]]:
 
 
 def test_headers_never_reach_the_run_directory_logs_or_reports(tmp_path, target):
+    """Header values (Authorization, a token, a cookie from the environment) are sent but never
+    written: not in the run directory, its report and exports, nor the logs; run.json keeps each
+    header's name with <redacted>."""
     out = tmp_path / "run"
     logs = []
     proc = replayer("run", "-traceFile", str(_load(tmp_path)), "-min=false", "-duration", "1",
@@ -64,6 +68,7 @@ def test_headers_never_reach_the_run_directory_logs_or_reports(tmp_path, target)
 
 
 def test_a_token_in_the_url_query_is_not_written(tmp_path, target):
+    """A token in the URL's query is neither written in the run directory nor printed."""
     out = tmp_path / "run"
     proc = replayer("run", "-traceFile", str(_load(tmp_path)), "-min=false", "-duration", "1",
                     "-warmup", "0", "-workers", "1", "--protocol", "http", "-port",
@@ -119,6 +124,8 @@ def _tls_run(tmp_path, port, *extra, name="run", env=None):
 
 
 def test_tls_certificates_are_verified_by_default(tmp_path, tls_target):
+    """A self-signed certificate is refused (`tls` failures) by default; run.json says
+    verification was on and the report gives no warning."""
     errors, info = _tls_run(tmp_path, tls_target[0].http_port)
     assert errors == {"tls"}                      # a self-signed certificate is refused
     assert info["transport"]["insecure"] is False
@@ -143,6 +150,8 @@ def test_tls_certificates_from_a_trusted_ca_are_accepted(tmp_path, tls_target, v
 
 @pytest.mark.parametrize("version", ["1.1", "2"])
 def test_insecure_skips_verification_and_says_so(tmp_path, tls_target, version):
+    """--insecure (HTTP/1.1 and 2): answered; run.json records it and the report warns that
+    certificates were NOT verified."""
     errors, info = _tls_run(tmp_path, tls_target[0].http_port, "--insecure", "--http-version", version)
     assert errors == {"ok"}
     assert info["transport"]["insecure"] is True and info["options"]["insecure"] is True
@@ -189,20 +198,8 @@ def _loopback(addr: str) -> bool:
     return ip.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
-def _tree(pid: int) -> list[int]:
-    out, todo = [pid], [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            kids = [int(x) for x in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
-        except FileNotFoundError:
-            continue
-        out += kids
-        todo += kids
-    return out
-
-
 def test_built_in_target_binds_loopback_by_default():
+    """`replayer serve` listens on loopback only, on its HTTP and gRPC ports."""
     t = start_target()
     try:
         socks = _listening([t.proc.pid])
@@ -214,6 +211,7 @@ def test_built_in_target_binds_loopback_by_default():
 
 
 def test_a_run_listens_on_loopback_only(tmp_path):
+    """Every socket a --local-target run listens on (its target's included) is on loopback."""
     ts = list(range(0, 1_000_000, 20_000))
     load = write_load(tmp_path / "load.json", [(ts, ["svc"] * len(ts))] * 3)
     out = tmp_path / "run"
@@ -226,7 +224,7 @@ def test_a_run_listens_on_loopback_only(tmp_path):
     deadline = time.monotonic() + 30
     while proc.poll() is None and time.monotonic() < deadline:
         if (out / "run.json").exists() and "start_ns" in (out / "run.json").read_text():
-            socks = _listening(_tree(proc.pid))
+            socks = _listening([proc.pid] + descendants(proc.pid))
             break
         time.sleep(0.05)
     _, stderr = proc.communicate(timeout=60)

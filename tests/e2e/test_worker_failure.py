@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow.compute as pc
@@ -16,28 +15,12 @@ import pytest
 
 from conftest import write_load
 from replayer.analysis.records import read_records
+from replayer.loopback.procinfo import spawned_children
 
 
 def _load(tmp_path, seconds=8, per_second=200):
     ts = [int(x) for x in np.linspace(0, 999_000, per_second)]
     return write_load(tmp_path / "load.json", [(ts, ["svc.example.com"] * per_second)] * seconds)
-
-
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(x) for x in path.read_text().split()] if path.exists() else []
-
-
-def _worker_pids(pid: int) -> list[int]:
-    pids = []
-    for child in _children(pid):
-        try:
-            cmd = Path(f"/proc/{child}/cmdline").read_bytes()
-        except FileNotFoundError:
-            continue
-        if b"multiprocessing" in cmd and b"resource_tracker" not in cmd:
-            pids.append(child)
-    return pids
 
 
 def _start(tmp_path, port, *extra, preexec=None):
@@ -56,9 +39,12 @@ def _start(tmp_path, port, *extra, preexec=None):
 
 @pytest.mark.parametrize("policy", ["continue", "stop"])
 def test_killed_worker(tmp_path, target, policy):
+    """A worker killed mid-run: noticed at once (exit 3, named on stderr and in summary.json),
+    what it flushed kept and the rest counted lost; with --on-worker-failure continue the other
+    worker runs to the end, with stop the run stops cleanly."""
     proc, out = _start(tmp_path, target.http_port, "--on-worker-failure", policy)
     time.sleep(1.5)
-    workers = _worker_pids(proc.pid)
+    workers = spawned_children(proc.pid)
     assert len(workers) == 2
     victim = workers[0]
     killed_at = time.monotonic()
@@ -94,22 +80,11 @@ def _small_file_limit():
 
 
 def test_output_fills_up_during_the_run(tmp_path, target):
+    """The file size limit reached mid-run (as on a full disk): exit 4, 'cannot write records',
+    no traceback, the records readable up to the last whole batch."""
     proc, out = _start(tmp_path, target.http_port, preexec=_small_file_limit)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 4, stderr
     assert "cannot write records" in stderr and "Traceback" not in stderr
     table, _ = read_records(out)                # readable up to the last whole batch
     assert 0 < table.num_rows < 1600
-
-
-def test_not_enough_space_is_known_before_the_start(tmp_path):
-    """A run whose records could not fit in the free space is refused before it starts."""
-    import os
-
-    from replayer.errors import InputError
-    from replayer.run.supervisor import _check_disk_space
-    st = os.statvfs(tmp_path)
-    too_many = st.f_bavail * st.f_frsize // 80 + 1_000_000
-    with pytest.raises(InputError, match="MB needed"):
-        _check_disk_space(tmp_path, too_many)
-    _check_disk_space(tmp_path, 1000)       # a small run fits

@@ -18,6 +18,8 @@ def _request_class():
 
 
 def test_encoding_matches_protobuf():
+    """hello_request equals protobuf's serialisation for empty, non-ASCII and long names, and
+    decode_string_field1 reads the name back past other fields."""
     cls = _request_class()
     for name in ["Invoke relay", "", "é" * 200, "x" * 100000]:
         assert hello_request(name) == cls(name=name).SerializeToString()

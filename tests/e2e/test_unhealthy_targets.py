@@ -2,9 +2,6 @@
 with the right error kind, and the run finishes."""
 from __future__ import annotations
 
-import socket
-import struct
-import threading
 import time
 
 import numpy as np
@@ -12,6 +9,7 @@ import pyarrow.compute as pc
 import pytest
 
 from conftest import free_port, replayer, write_load
+from raw_server import RawServer, reset
 from replayer.analysis.records import read_records
 
 
@@ -42,6 +40,8 @@ def _errors(table):
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_target_down(tmp_path, protocol):
+    """HTTP or gRPC to a port nobody listens on: every request a `connect` failure, with a done
+    time and no sent stamp."""
     table, _ = _run(tmp_path, protocol, free_port(), "-grpcTimeout", "2")
     assert _errors(table) == ["connect"]
     # Each one was tried, none left: a refused dial writes nothing, so no sent stamp.
@@ -51,6 +51,8 @@ def test_target_down(tmp_path, protocol):
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_slow_target_past_the_timeout(tmp_path, slow_target, protocol):
+    """A target answering after 3 s with a 0.5 s timeout: every request a `timeout` after about
+    0.5 s, and the run ends soon after its schedule."""
     port = slow_target.http_port if protocol == "http" else slow_target.grpc_port
     table, elapsed = _run(tmp_path, protocol, port, "-grpcTimeout", "0.5")
     assert _errors(table) == ["timeout"]
@@ -59,49 +61,18 @@ def test_slow_target_past_the_timeout(tmp_path, slow_target, protocol):
     assert elapsed < 20
 
 
-class ResettingServer:
-    """Accepts every connection and resets it at once (RST, no answer)."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.port = self.sock.getsockname()[1]
-        self.stopped = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        self.sock.settimeout(0.2)
-        while not self.stopped:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            try:
-                conn.settimeout(0.5)
-                conn.recv(65536)       # let the request arrive, then reset
-            except OSError:
-                pass
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()
-
-    def close(self):
-        self.stopped = True
-        self.thread.join(2)
-        self.sock.close()
-
-
 @pytest.fixture
 def resetting_server():
-    s = ResettingServer()
+    """Accepts every connection, lets the request arrive, and resets it (RST, no answer)."""
+    s = RawServer(reset)
     yield s
     s.close()
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_connection_resets(tmp_path, resetting_server, protocol):
+    """A server that resets every connection: no request ok; HTTP records `reset`, gRPC `reset`
+    or `connect` (UNAVAILABLE)."""
     table, _ = _run(tmp_path, protocol, resetting_server.port, "-grpcTimeout", "2")
     errors = _errors(table)
     assert "ok" not in errors
@@ -110,6 +81,7 @@ def test_connection_resets(tmp_path, resetting_server, protocol):
 
 
 def test_reset_path_on_healthy_server(tmp_path, target):
+    """The built-in target's /reset path: every request `reset`."""
     table, _ = _run(tmp_path, "http", target.http_port, "--url-template",
                     "http://{endpoint}:{port}/reset")
     assert _errors(table) == ["reset"]
