@@ -1,8 +1,7 @@
 """The columnar schedule: one row per request, decided before the run starts.
 
 Columns (docs/architecture.md): t_ns (int64, intended send time from the run's start), target
-(int32, index into `targets`), payload (int32, index into `payloads`, -1 for none), cls (int16,
-request class, -1 for none). A run shares t_ns and target with its workers: 12 bytes per
+(int32, index into `targets`), cls (int16, request class, -1 for none). A run shares t_ns and target with its workers: 12 bytes per
 request (`nbytes` counts the columns a schedule has). A request's event id is its row number.
 """
 from __future__ import annotations
@@ -21,9 +20,7 @@ class Schedule:
     t_ns: np.ndarray                      # int64, sorted ascending
     target: np.ndarray                    # int32
     targets: list[str]                    # endpoint names, indexed by `target`
-    payload: np.ndarray | None = None     # int32 or None (every request uses payload 0)
     cls: np.ndarray | None = None         # int16 or None (no classes)
-    payloads: list[bytes] = field(default_factory=list)
     classes: list[str] = field(default_factory=list)
     unit_ns: int = MINUTE_NS              # length of one trace unit (minute or second)
     source: str = ""
@@ -36,8 +33,6 @@ class Schedule:
         self.target = np.ascontiguousarray(self.target, dtype=np.int32)
         if self.t_ns.shape != self.target.shape:
             raise ValueError("t_ns and target must have the same length")
-        if self.payload is not None:
-            self.payload = np.ascontiguousarray(self.payload, dtype=np.int32)
         if self.cls is not None:
             self.cls = np.ascontiguousarray(self.cls, dtype=np.int16)
 
@@ -46,7 +41,7 @@ class Schedule:
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.t_ns, self.target, self.payload, self.cls) if a is not None)
+        return sum(a.nbytes for a in (self.t_ns, self.target, self.cls) if a is not None)
 
     @property
     def end_ns(self) -> int:
@@ -66,9 +61,8 @@ class Schedule:
     def take(self, rows: np.ndarray) -> "Schedule":
         return Schedule(
             t_ns=self.t_ns[rows], target=self.target[rows], targets=self.targets,
-            payload=None if self.payload is None else self.payload[rows],
             cls=None if self.cls is None else self.cls[rows],
-            payloads=self.payloads, classes=self.classes, unit_ns=self.unit_ns, source=self.source,
+            classes=self.classes, unit_ns=self.unit_ns, source=self.source,
         )
 
     def before(self, end_ns: int) -> "Schedule":

@@ -20,7 +20,7 @@ from replayer.run.options import RunOptions
 
 
 def parse(*argv, env=None):
-    parser, _ = build_parser()
+    parser = build_parser()
     ns = parser.parse_args(["run", *argv])
     return build_options(RunOptions, ns, environ=env or {})
 
@@ -85,7 +85,7 @@ def test_environment_variables_belong_to_their_command():
     from replayer.analysis.report import ReportOptions
     env = {"REPLAYER_OUT": "run-dir", "REPLAYER_SEED": "1", "REPLAYER_REPORT_OUT": "rep",
            "REPLAYER_GEN_AZURE_SEED": "7"}
-    parser, _ = build_parser()
+    parser = build_parser()
     report = build_options(ReportOptions, parser.parse_args(["report", "r"]), env, "report")
     assert report.out == "rep"
     gen = build_options(AzureGenOptions, parser.parse_args(["gen", "azure"]), env, "gen azure")
@@ -131,7 +131,7 @@ def test_run_help_is_grouped_with_examples(capsys):
 
 
 def _parse_command(argv: list[str]):
-    parser, _ = build_parser(argv)
+    parser = build_parser(argv)
     ns = parser.parse_args(argv)
     return build_options(ns._options, ns, environ={})
 
