@@ -11,6 +11,9 @@ from replayer.options import opt
 from replayer.loopback.faults import KINDS, check_shares, parse_fault
 
 
+MAX_DELAY_MS = 86_400_000.0
+
+
 @dataclass
 class ServeOptions:
     """Start the built-in target: an HTTP/1.1 + h2c server and a gRPC helloworld.Greeter server.
@@ -44,8 +47,9 @@ class ServeOptions:
             v = getattr(self, name)
             if not -1 <= v < 65536:
                 raise InputError(f"--{name.replace('_', '-')} {v}: must be -1, 0 or a port number")
-        if self.delay_ms < 0:
-            raise InputError(f"--delay-ms {self.delay_ms}: must be 0 or more")
+        if not 0 <= self.delay_ms <= MAX_DELAY_MS:     # also refuses nan
+            raise InputError(f"--delay-ms {self.delay_ms}: must be between 0 and {MAX_DELAY_MS:g} "
+                             "(a day)")
         if not 100 <= self.status <= 599:
             raise InputError(f"--status {self.status}: must be an HTTP status (100-599)")
         if not 0 <= self.grpc_code <= 16:

@@ -11,13 +11,14 @@ message.
 from __future__ import annotations
 
 import ctypes
+import io
 import json
 import os
 import stat
 import warnings
 from json.decoder import scanstring
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, BinaryIO, Iterator
 
 import numpy as np
 
@@ -98,12 +99,15 @@ class _Stream:
             return value
 
 
-def iter_units(path: Path | str, max_units: int | None = None) -> Iterator[tuple[int, list, list]]:
-    """Yield (unit index, timestamps, endpoints) per top-level object, validating the shape."""
+def iter_units(path: Path | str, max_units: int | None = None,
+               opened: BinaryIO | None = None) -> Iterator[tuple[int, list, list]]:
+    """Yield (unit index, timestamps, endpoints) per top-level object, validating the shape;
+    from `opened` when the file is already open (a pipe or FIFO can be opened only once)."""
     name = str(path)
     decoder = json.JSONDecoder()
     try:
-        f = open(path, "r", encoding="utf-8")
+        f = (open(path, "r", encoding="utf-8") if opened is None
+             else io.TextIOWrapper(opened, encoding="utf-8"))
     except OSError as exc:
         raise InputError(f"{name}: cannot open the trace file ({exc.strerror}); check the path") from None
     with f:
@@ -196,7 +200,7 @@ def _read_reference(path: Path | str, minute: bool, max_units: int | None,
 
 
 def _reference(path: Path | str, minute: bool, max_units: int | None,
-               keep: bool = True) -> tuple[Schedule | None, int]:
+               keep: bool = True, opened: BinaryIO | None = None) -> tuple[Schedule | None, int]:
     """_read_reference's schedule, and the units it read."""
     name = str(path)
     unit_ns = MINUTE_NS if minute else NS_PER_S
@@ -205,7 +209,7 @@ def _reference(path: Path | str, minute: bool, max_units: int | None,
     target_cols: list[np.ndarray] = []
     table: dict[str, int] = {}
     units = 0
-    for unit, stamps, endpoints in iter_units(path, max_units):
+    for unit, stamps, endpoints in iter_units(path, max_units, opened):
         units = unit + 1
         if len(stamps) != len(endpoints):
             raise InputError(f"{name}: object {unit}: \"timestamp\" has {len(stamps)} entries but "
@@ -613,10 +617,9 @@ def decode_load_json(path: Path | str, minute: bool = True,
     except OSError:
         f, regular = None, False
     if not regular:
-        if f is not None:
-            f.close()
-        # The reference's message, or a pipe (read once: no second pass for a message).
-        return _reference(path, minute, max_units)
+        # The reference's message, or a pipe or FIFO: read once, through the descriptor
+        # already open (opening a FIFO again would wait for another writer).
+        return _reference(path, minute, max_units, opened=f)
     with f:
         dec = _FastDecoder(f, unit_ns, max_units)
         try:

@@ -5,11 +5,13 @@ options class of the test's own."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 
 import pytest
 
-from replayer.cli import add_options, build_options
+from replayer.cli import add_options, build_options, main
 from replayer.errors import InputError
 from replayer.options import env_name, env_prefix, flag_names, opt, parse_bool
 
@@ -124,3 +126,13 @@ def test_help_names_defaults_and_variables():
     assert "trace (default: load.json) [env REPLAYER_TOY_TRACE_FILE]" in text
     assert "workers [env REPLAYER_TOY_WORKERS]" in text
     assert "not from the environment" in text and "REPLAYER_TOY_SECRET" not in text
+
+
+@pytest.mark.parametrize("delay", ["-1", "nan", "inf", "1e12"])
+def test_serve_refuses_a_delay_it_could_not_keep(delay):
+    """`replayer serve --delay-ms` takes 0 to a day: a negative, infinite or NaN delay is one
+    line naming the option (NaN passed the old `< 0` check and hung every request)."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["serve", "--delay-ms", delay]) == 2
+    assert err.getvalue().count("\n") == 1 and "--delay-ms" in err.getvalue()

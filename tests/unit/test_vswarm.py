@@ -82,6 +82,23 @@ def test_a_pipe_is_decoded_once():
     assert [s.targets[k] for k in s.target] == ["a", "b", "a"]
 
 
+def test_a_fifo_is_opened_once(tmp_path):
+    """A named FIFO (`mkfifo load.json; producer > load.json &`) is opened once: opening it a
+    second time would wait for another writer, or lose what the first open read."""
+    text = json.dumps([{"timestamp": [1, 2], "endpoint": ["a", "b"]}])
+    fifo = tmp_path / "load.json"
+    os.mkfifo(fifo)
+    for _ in range(20):
+        writer = threading.Thread(target=lambda: fifo.write_text(text))
+        writer.start()
+        try:
+            s, units = vswarm.decode_load_json(fifo, minute=False)
+        finally:
+            writer.join(5)
+        assert not writer.is_alive(), "the writer is still blocked: the FIFO was opened twice"
+        assert units == 1 and s.t_ns.tolist() == [1000, 2000]
+
+
 def test_written_load_reads_back_with_its_quiet_units(tmp_path):
     """write_load_json puts each request in its unit with its µs offset (requests out of
     order are sorted, stably), writes every unit up to the last (empty ones as empty lists)
