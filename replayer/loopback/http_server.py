@@ -184,8 +184,15 @@ class HttpProtocol(asyncio.Protocol):
         self.timers = [t for t in self.timers if not t.cancelled()]
         self.timers.append(asyncio.get_running_loop().call_later(delay, fn, *args))
 
-    def _count(self):
+    def _action(self, path: bytes) -> Action:
+        """Count the request and choose what it gets; a reset is done here, for either
+        protocol (the connection is then closed)."""
         self.stats["requests"] = self.stats.get("requests", 0) + 1
+        action = choose(path, self.behaviour)
+        if action.kind == "reset":
+            _reset(self.transport)
+            self.closed = True
+        return action
 
     def data_received(self, data):
         if self.h2 is not None:
@@ -236,12 +243,9 @@ class HttpProtocol(asyncio.Protocol):
             if len(self.buf) < end + 4 + length:
                 return
             self.buf = self.buf[end + 4 + length:]
-            self._count()
-            action = choose(path, self.behaviour)
+            action = self._action(path)
             kind = action.kind
             if kind == "reset":
-                _reset(self.transport)
-                self.closed = True
                 return
             if kind == "goaway":
                 self.transport.close()    # FIN without an answer
@@ -344,12 +348,9 @@ class HttpProtocol(asyncio.Protocol):
                 for name, value in event.headers:
                     if name in (b":path", ":path"):
                         path = value if isinstance(value, bytes) else value.encode()
-                self._count()
-                action = choose(path, self.behaviour)
+                action = self._action(path)
                 kind = action.kind
                 if kind == "reset":
-                    _reset(self.transport)
-                    self.closed = True
                     return
                 if kind == "goaway":
                     # Refuse this stream and every later one, then close.
