@@ -5,6 +5,9 @@ record ring), one worker.
   stamp): the most one worker schedules, pacer + ring + the parent draining it to Arrow.
 - paced at 1, 2 and 4 million requests/s for 2 s (the first second is warm-up): achieved rate
   and send lag. Target: >= 2 M/s with lag p99 <= 5 µs.
+
+Each with the CPU stalls the worker counted (summary.json: gaps over 50 µs between its clock
+reads while it spun), the floor under its lag tails in that run.
 """
 from __future__ import annotations
 
@@ -18,7 +21,13 @@ def _info(r: _lib.RunResult) -> dict:
     return {"achieved_rate": r.achieved_rate, "sent": r.sent, "errors": r.errors,
             "lag_us": r.lag_us, "ring_full_waits": r.ring_full_waits,
             "worker_cpu_us_per_req": 1e6 * r.worker_cpu_s / max(1, r.sent),
-            "cpu_s": r.cpu_s, "wall_s": r.wall_s}
+            "cpu_s": r.cpu_s, "wall_s": r.wall_s, "stalls": _stalls(r)}
+
+
+def _stalls(r: _lib.RunResult) -> dict:
+    st = r.summary["workers"][0]["stalls"]
+    return {"per_s": st["per_s"], "over_1ms": st["over_1ms"], "longest_us": st["longest_ns"] / 1e3,
+            "lost_pct": 100 * st["lost_ns"] / st["run_ns"] if st["run_ns"] else None}
 
 
 def test_fig1_pacer_burst(benchmark, workdir):

@@ -104,15 +104,24 @@ def build(data: dict) -> str:
     if f0:
         rows = []
         for i in f0:
-            per_s = max(i.get("seconds") or 1, 1e-9)
-            rows.append([f"{i['role']} (CPU {i.get('cpu')})", num(i["gaps_over_10us"] / per_s),
-                         num(i["gaps_over_100us"] / per_s), num(i["gaps_over_1ms"] / per_s),
-                         us(i.get("longest_us")), num(i.get("lost_pct"), "{:.2f}%")])
+            # The C loop's row; after the client's, what replayer's worker counted on that CPU.
+            for label, g in [(f"{i['role']} (CPU {i.get('cpu')})", i),
+                             (f"replayer's worker, spinning (CPU {i.get('cpu')}), as its "
+                              "summary reports", i.get("replayer"))]:
+                if not g:
+                    continue
+                per_s = max(g.get("seconds") or 1, 1e-9)
+                rows.append([label, num(g["gaps_over_10us"] / per_s),
+                             num(g["gaps_over_100us"] / per_s), num(g["gaps_over_1ms"] / per_s),
+                             us(g.get("longest_us")), num(g.get("lost_pct"), "{:.2f}%")])
         parts += ["## 0. The machine's own hiccups", "",
                   "A C loop spinning on one CPU, reading the clock for 5 s (`bench/hiccups.c`): "
                   "gaps between reads are time the CPU was taken away, and no client on that "
                   "CPU can send with smaller lag tails. They change from hour to hour on a "
-                  "shared VM: read them next to the lag figures of the same run.", "",
+                  "shared VM: read them next to the lag figures of the same run. Right after "
+                  "the loop on the client's CPU, a replayer run (null transport, 100k req/s for "
+                  "3 s, `--stall-us 10`) counts the gaps between its own pacer's clock reads: "
+                  "the stalls each run reports in its summary.", "",
                   table(["CPU", "gaps > 10 µs per s", "> 100 µs per s", "> 1 ms per s",
                          "longest", "time lost"], rows), ""]
 
@@ -125,8 +134,10 @@ def build(data: dict) -> str:
             i = b["extra_info"]
             label = "burst (2M due at once)" if i["mode"] == "burst" else f"paced {rate(i['rate'])}"
             lag = i["lag_us"] if i["mode"] == "paced" else {}
+            stalls = i.get("stalls") or {}
             rows.append([label, rate(i.get("achieved_rate")), *lag_cells(lag),
-                         num(i.get("worker_cpu_us_per_req"), "{:.3f}"), i.get("ring_full_waits")])
+                         num(i.get("worker_cpu_us_per_req"), "{:.3f}"), i.get("ring_full_waits"),
+                         num(stalls.get("per_s")), us(stalls.get("longest_us"))])
             if i["mode"] == "paced" and i["rate"] == 2_000_000:
                 p99 = (i.get("lag_us") or {}).get("p99")
                 met = (i.get("achieved_rate") or 0) >= 0.97 * 2e6 and p99 is not None and p99 <= 5
@@ -134,7 +145,8 @@ def build(data: dict) -> str:
                                 f"{rate(i.get('achieved_rate'))}, p99 {us(p99)}", verdict(met)])
         parts += ["## 1. Pacer alone (null transport, one worker)", "",
                   table(["schedule", "achieved", "lag p50", "p99", "p99.9", "max",
-                         "worker CPU µs/req", "ring-full waits"], rows), ""]
+                         "worker CPU µs/req", "ring-full waits", "stalls > 50 µs per s",
+                         "longest stall"], rows), ""]
 
     # -- figure 2
     f2 = [b["extra_info"] for b in by_fig.get(2, [])]

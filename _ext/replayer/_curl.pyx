@@ -34,7 +34,7 @@ from includes.failure_text cimport text_append, text_append_int
 from includes.sockets cimport close, strncasecmp
 from replayer._pacer cimport (Transport, RecordRing, ERR_OK, ERR_TIMEOUT, ERR_CONNECT,
                               ERR_RESET, ERR_TLS, ERR_PROTOCOL, ERR_CANCELLED, ERR_STATUS,
-                              ERR_OTHER, FAILURE_TEXT)
+                              ERR_OTHER, FAILURE_TEXT, waited_cause)
 
 
 # libcurl's ABI numbers (curl_api.h), for the test that checks them against pycurl's constants.

@@ -43,7 +43,8 @@ from includes.sockets cimport (sockaddr, socklen_t, ssize_t, socket, connect, se
                                SOCK_NONBLOCK, SOCK_CLOEXEC, MSG_NOSIGNAL, MSG_TRUNC, SOL_SOCKET,
                                SO_ERROR, IPPROTO_TCP, TCP_NODELAY)
 from replayer._pacer cimport (Transport, RecordRing, ERR_OK, ERR_TIMEOUT, ERR_CONNECT,
-                              ERR_RESET, ERR_PROTOCOL, ERR_CANCELLED, ERR_STATUS, FAILURE_TEXT)
+                              ERR_RESET, ERR_PROTOCOL, ERR_CANCELLED, ERR_STATUS, FAILURE_TEXT,
+                              CAUSE_NONE, waited_cause)
 
 include "h1/hosts.pyx"
 include "h1/answer.pyx"

@@ -11,7 +11,8 @@ end (replayer.analysis.failures).
 
 One concern per file, each .pyx part beside its .pxd part (included by _pacer.pxd):
 errors (the error kinds), blocks (the shared control and status blocks), ring (the record
-row and ring), transport (the base and its failure log), null_transport, pacer (the loop).
+row, the late causes it carries, and the ring), transport (the base and its failure log),
+null_transport, pacer (the loop, with its count of CPU stalls).
 """
 cimport cython
 from libc.string cimport memset, strncmp

@@ -26,12 +26,17 @@ RECORDS_GLOB = "records-w*.arrow"
 # (tests/unit/test_record_layout.py checks every offset and size).
 ROW_DTYPE = np.dtype([
     ("event", "<i8"), ("scheduled_ns", "<i8"), ("sent_ns", "<i8"), ("done_ns", "<i8"),
-    ("bytes_in", "<i8"), ("bytes_out", "<i4"), ("status", "<i4"), ("error", "i1"), ("pad", "V7"),
+    ("bytes_in", "<i8"), ("bytes_out", "<i4"), ("status", "<i4"), ("error", "i1"), ("cause", "i1"),
+    ("pad", "V6"),
 ])
 assert ROW_DTYPE.itemsize == _pacer.RECORD_ROW_SIZE
 
 _ERROR_DICT = pa.array(ERROR_NAMES, pa.string())
 _PHASE_DICT = pa.array(PHASES, pa.string())
+# Why each request was sent when it was (CAUSE_* in ring.pxd, by value); "none" for one never
+# sent.
+LATE_CAUSES = list(_pacer.LATE_CAUSES)
+_CAUSE_DICT = pa.array(LATE_CAUSES, pa.string())
 
 SCHEMA = pa.schema([
     ("event", pa.int64()),
@@ -46,6 +51,7 @@ SCHEMA = pa.schema([
     ("error", pa.dictionary(pa.int8(), pa.string())),
     ("bytes_out", pa.int32()),
     ("bytes_in", pa.int64()),
+    ("late_cause", pa.dictionary(pa.int8(), pa.string())),
 ])
 
 
@@ -106,6 +112,8 @@ class RecordWriter:
             pa.DictionaryArray.from_arrays(pa.array(c.error, pa.int8()), _ERROR_DICT),
             pa.array(c.bytes_out, pa.int32()),
             pa.array(c.bytes_in, pa.int64()),
+            pa.DictionaryArray.from_arrays(
+                pa.array(np.where(c.has_sent, rows["cause"], 0).astype(np.int8)), _CAUSE_DICT),
         ], schema=self._schema)
         self._writer.write_batch(batch)
         self.rows_written += c.n
@@ -164,8 +172,9 @@ def record_files(run_dir: str | Path) -> list[Path]:
 
 def iter_stream(path: Path, columns: list[str] | None = None,
                 problems: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-    """One worker's stream, batch by batch. A truncated or corrupt stream yields the batches
-    before the damage and appends one line to `problems` naming the file and what was read."""
+    """One worker's stream, batch by batch (the `columns` it has). A truncated or corrupt stream
+    yields the batches before the damage and appends one line to `problems` naming the file and
+    what was read."""
     problems = [] if problems is None else problems
     batches = rows = 0
     try:
@@ -178,7 +187,8 @@ def iter_stream(path: Path, columns: list[str] | None = None,
                     break
                 batches += 1
                 rows += batch.num_rows
-                yield batch.select(columns) if columns else batch
+                # Columns newer than the stream (late_cause) are left out, not an error.
+                yield batch.select([c for c in columns if c in batch.schema.names]) if columns else batch
     except (pa.ArrowException, OSError, ValueError) as exc:
         what = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if batches == 0:
@@ -195,19 +205,25 @@ def iter_batches(run_dir: str | Path, columns: list[str] | None = None,
         yield from iter_stream(path, columns, problems)
 
 
-def _schema(columns: list[str] | None) -> pa.Schema:
-    return pa.schema([SCHEMA.field(c) for c in columns]) if columns else SCHEMA
+def _schema(columns: list[str] | None, batches: list[pa.RecordBatch]) -> pa.Schema:
+    """The table's schema: the columns asked for (all), as far as the streams have them (a
+    run written before late_cause existed has none)."""
+    names = columns or SCHEMA.names
+    if batches:
+        names = [n for n in names if n in batches[0].schema.names]
+    return pa.schema([SCHEMA.field(n) for n in names])
 
 
 def read_stream(path: Path, columns: list[str] | None = None) -> tuple[pa.Table, str | None]:
     """One worker's records as a table, and the problem met reading it (None if whole)."""
     problems: list[str] = []
     batches = list(iter_stream(path, columns, problems))
-    return pa.Table.from_batches(batches, schema=_schema(columns)), (problems[0] if problems else None)
+    return (pa.Table.from_batches(batches, schema=_schema(columns, batches)),
+            problems[0] if problems else None)
 
 
 def read_records(run_dir: Path, columns: list[str] | None = None) -> tuple[pa.Table, list[str]]:
     """All records of a run as one table, and the problems met (see iter_stream)."""
     problems: list[str] = []
     batches = list(iter_batches(run_dir, columns, problems))
-    return pa.Table.from_batches(batches, schema=_schema(columns)), problems
+    return pa.Table.from_batches(batches, schema=_schema(columns, batches)), problems

@@ -19,8 +19,10 @@ from replayer.transports import TransportConfig
 # The worker status block (one int64 row per worker in shared memory), declared once with the
 # control block in _ext/replayer/pacer/blocks.pxd.
 from replayer._pacer import (ST_CPU_NS, ST_EVENTS, ST_NOT_SENT, ST_OVERLOADED, ST_PID,
-                             ST_RING_WAITS, ST_SPIN_WINDOW_NS, ST_STATE, ST_SUBMITTED, STATE_DONE,
-                             STATE_FAILED, STATE_READY, STATE_RUNNING, STATUS_FIELDS)
+                             ST_RING_WAITS, ST_RUN_NS, ST_SPIN_WINDOW_NS, ST_STALL_MAX_NS,
+                             ST_STALL_NS, ST_STALLS, ST_STALLS_100US, ST_STALLS_1MS, ST_STATE,
+                             ST_SUBMITTED, STATE_DONE, STATE_FAILED, STATE_READY, STATE_RUNNING,
+                             STATUS_FIELDS)
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_TIMERSLACK = 29
@@ -45,6 +47,7 @@ class WorkerSpec:
     drain_timeout_ns: int
     parent_pid: int
     connect_wait_s: float = 2.0
+    stall_threshold_ns: int = 50_000    # --stall-us: a gap between clock reads that is a stall
     run_dir: str | None = None          # where the failure log goes (none: not written)
 
 
@@ -108,7 +111,7 @@ def _run(spec: WorkerSpec, status: np.ndarray) -> None:
     if hasattr(transport, "connect"):
         transport.connect(spec.connect_wait_s)
     pacer = _pacer.Pacer(t_ns, spec.first, spec.stride, control, spec.spin_ns, spec.max_inflight,
-                         max_spin_ns=spec.max_spin_ns)
+                         max_spin_ns=spec.max_spin_ns, stall_threshold_ns=spec.stall_threshold_ns)
     status[ST_EVENTS] = len(range(spec.first, spec.n_events, spec.stride))
     status[ST_STATE] = STATE_READY
     # Wait for the parent's start time (set once every worker is ready).
@@ -126,6 +129,12 @@ def _run(spec: WorkerSpec, status: np.ndarray) -> None:
         status[ST_NOT_SENT] = pacer.not_sent
         status[ST_RING_WAITS] = ring.full_waits
         status[ST_SPIN_WINDOW_NS] = pacer.spin_window_ns
+        status[ST_STALLS] = pacer.stalls
+        status[ST_STALLS_100US] = pacer.stalls_100us
+        status[ST_STALLS_1MS] = pacer.stalls_1ms
+        status[ST_STALL_MAX_NS] = pacer.stall_max_ns
+        status[ST_STALL_NS] = pacer.stall_lost_ns
+        status[ST_RUN_NS] = pacer.run_ns
         cpu1 = os.times()
         status[ST_CPU_NS] = int(((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) * 1e9)
         _write_failure_log(spec, transport)

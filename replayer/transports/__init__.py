@@ -2,7 +2,8 @@
 
 Each is a subclass of replayer._pacer.Transport: submit() is called by the pacer at the due
 time, poll() while the next due time is far, flush() after a burst; each submitted request
-ends as exactly one ring row. `make_transport` builds the one a run asks for.
+ends as exactly one ring row, carrying the cause the pacer gave it (replayer._pacer CAUSE_*),
+or CAUSE_CONNECTION where the transport held it back for a free connection. `make_transport` builds the one a run asks for.
 """
 from __future__ import annotations
 

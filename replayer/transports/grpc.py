@@ -71,7 +71,8 @@ class GrpcTransport(_pacer.Transport):
             channel = grpc.insecure_channel(target, options=opts)
             self.channels.append(channel)
             self.calls.append(channel.unary_unary(config.grpc_method))
-        self.pending: dict[int, tuple] = {}     # id(future) -> (future, event, scheduled, sent)
+        # id(future) -> (future, event, scheduled, sent, cause)
+        self.pending: dict[int, tuple] = {}
         self.completed: deque = deque()         # (id(future), done_ns), appended by grpc threads
 
     def connect(self, wait_s: float) -> None:
@@ -88,14 +89,14 @@ class GrpcTransport(_pacer.Transport):
     def _on_done(self, future):
         self.completed.append((id(future), _pacer.now_ns()))
 
-    def submit(self, event, scheduled_ns, sent_ns):
+    def submit(self, event, scheduled_ns, sent_ns, cause):
         if self.trace_id_high is None:
             future = self.calls[self.target_column[event]].future(self.payload, timeout=self.timeout_s)
         else:
             future = self.calls[self.target_column[event]].future(
                 self.payload, timeout=self.timeout_s,
                 metadata=(("traceparent", traceparent(self.trace_id_high, event)),))
-        self.pending[id(future)] = (future, event, scheduled_ns, sent_ns)
+        self.pending[id(future)] = (future, event, scheduled_ns, sent_ns, cause)
         self.inflight += 1
         future.add_done_callback(self._on_done)
         return 0
@@ -104,7 +105,7 @@ class GrpcTransport(_pacer.Transport):
         completed, pending, ring = self.completed, self.pending, self.ring
         while completed:
             key, done_ns = completed.popleft()
-            future, event, scheduled_ns, sent_ns = pending.pop(key)
+            future, event, scheduled_ns, sent_ns, cause = pending.pop(key)
             code = future.code()
             bytes_in = 0
             if code is grpc.StatusCode.OK:
@@ -117,7 +118,7 @@ class GrpcTransport(_pacer.Transport):
                     sent_ns = 0        # the dial failed: the call never left
                 self.note(kind, event, done_ns, f"{code.name}: {details}" if details else code.name)
             ring.record(event, scheduled_ns, sent_ns, done_ns, code.value[0], kind,
-                        self.bytes_out, bytes_in)
+                        self.bytes_out, bytes_in, cause)
             self.inflight -= 1
         return 0
 
@@ -136,9 +137,9 @@ class GrpcTransport(_pacer.Transport):
             if self.pending:
                 time.sleep(0.001)
         now = _pacer.now_ns()
-        for key, (future, event, scheduled_ns, sent_ns) in list(self.pending.items()):
+        for key, (future, event, scheduled_ns, sent_ns, cause) in list(self.pending.items()):
             self.ring.record(event, scheduled_ns, sent_ns, now, grpc.StatusCode.CANCELLED.value[0],
-                             _CANCELLED, self.bytes_out, 0)
+                             _CANCELLED, self.bytes_out, 0, cause)
             self.note(_CANCELLED, event, now, "cancelled at the end of the run, waiting for the answer")
             del self.pending[key]
             self.inflight -= 1

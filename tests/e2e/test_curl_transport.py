@@ -156,7 +156,7 @@ def test_abort_cancels_queued_and_in_flight(server):
     transport = http_transport(ring, conf, np.zeros(n, np.int32))
     now = _pacer.now_ns()
     for e in range(n):
-        transport.submit(e, now, now)
+        transport.submit(e, now, now, _pacer.CAUSE_NONE)
     transport.flush()
     transport.poll(50 * MS)
     assert transport.inflight == n

@@ -96,11 +96,13 @@ H1_PER_REQUEST = ("cpdef int submit", "cpdef int flush", "cpdef int poll", "cdef
                   "cdef bint value_has")
 
 
-# The pacer's decision, its clocks and the null transport; and the failure log every transport
-# writes into on a failure (a bounded copy, no allocation). (The ring's push is left out: its
-# wait for a full ring lets go of the GIL through the C API.)
+# The pacer's decision, its clocks (with the stall count of its spins) and the null transport;
+# and the failure log every transport writes into on a failure (a bounded copy, no
+# allocation). (The ring's push is left out: its wait for a full ring lets go of the GIL
+# through the C API.)
 PACER_PER_REQUEST = ("cdef inline PaceAction pace_step", "cdef long long now",
-                     "cdef void sleep_until", "cdef void spin_until", "cdef long long spin_window",
+                     "cdef void sleep_until", "cdef long long spin_until",
+                     "cdef void note_stall", "cdef long long spin_window",
                      "cdef void note_wake", "cpdef int submit", "cdef void note_failure")
 
 

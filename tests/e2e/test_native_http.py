@@ -601,7 +601,7 @@ def test_abort_cancels_in_flight_and_queued_once(serve):
                                  np.zeros(n, np.int32))
     now = _pacer.now_ns()
     for e in range(n):
-        transport.submit(e, now, now)
+        transport.submit(e, now, now, _pacer.CAUSE_NONE)
     transport.flush()
     deadline = time.monotonic() + 2
     while not srv.requests and time.monotonic() < deadline:

@@ -35,6 +35,8 @@ def _batch(targets: list[str], target: list[int], errors: list[str], error: list
         "error": pa.DictionaryArray.from_arrays(pa.array(error, pa.int8()), pa.array(errors)),
         "bytes_out": pa.array([0] * n, pa.int32()),
         "bytes_in": pa.array([0] * n, pa.int64()),
+        "late_cause": pa.DictionaryArray.from_arrays(pa.array([0] * n, pa.int8()),
+                                                     pa.array(["none"])),
     }
     return pa.record_batch(list(columns.values()), schema=SCHEMA)
 

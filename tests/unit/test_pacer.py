@@ -1,6 +1,6 @@
 """The pacer: the decision its loop makes (pace_decision wraps the loop's own pace_step), the
-real loop against a fake clock, and the real loop against the real clock with the null
-transport."""
+real loop against a fake clock (with CPU stalls injected into its spins, and the cause it gives
+each request), and the real loop against the real clock with the null transport."""
 from __future__ import annotations
 
 import time
@@ -59,18 +59,20 @@ class FakeClockTransport(_pacer.Transport):
         self.hold = hold
         self.hold_ns = hold_ns      # a held request completes once in flight this long
         self.sent = []
+        self.causes = []            # the pacer's cause of each submitted request, by name
         self.held = []
         self.flushes = 0
 
-    def submit(self, event, scheduled_ns, sent_ns):
+    def submit(self, event, scheduled_ns, sent_ns, cause):
         self.sent.append((event, scheduled_ns, sent_ns))
+        self.causes.append(_pacer.LATE_CAUSES[cause])
         if self.cost_ns:
             self.pacer.advance(self.cost_ns)
         if self.hold:
             self.held.append((event, scheduled_ns, sent_ns))
             self.inflight += 1
         else:
-            self.ring.record(event, scheduled_ns, sent_ns, sent_ns + 1, 200, 0, 0, 0)
+            self.ring.record(event, scheduled_ns, sent_ns, sent_ns + 1, 200, 0, 0, 0, cause)
         return 0
 
     def flush(self):
@@ -89,11 +91,13 @@ class FakeClockTransport(_pacer.Transport):
 
 
 def run_fake(t_ns, start=1_000 * MS, now=0, scale=1.0, cost_ns=0, hold=False, first=0, stride=1,
-             max_inflight=1 << 30, spin_ns=50 * US, hold_ns=0):
+             max_inflight=1 << 30, spin_ns=50 * US, hold_ns=0, gaps=None, stall_ns=50 * US):
     ring, rows = make_ring()
     tr = FakeClockTransport(ring, cost_ns=cost_ns, hold=hold, hold_ns=hold_ns)
+    fake_gaps = None if gaps is None else np.array(gaps, np.int64).reshape(-1, 2)
     pacer = _pacer.Pacer(np.asarray(t_ns, np.int64), first, stride, control_block(start, scale),
-                         spin_ns, max_inflight, True, now)
+                         spin_ns, max_inflight, True, now, stall_threshold_ns=stall_ns,
+                         fake_gaps=fake_gaps)
     tr.pacer = pacer
     pacer.run(tr, 5 * 1000 * MS)
     return pacer, tr, rows[:ring.write_idx]
@@ -291,7 +295,7 @@ class RealClockHoldTransport(_pacer.Transport):
         self.hold_ns = hold_ns
         self.held = []
 
-    def submit(self, event, scheduled_ns, sent_ns):
+    def submit(self, event, scheduled_ns, sent_ns, cause):
         self.held.append((event, scheduled_ns, _pacer.now_ns()))
         self.inflight += 1
         return 0
@@ -322,3 +326,97 @@ def test_pacer_polls_completions_while_it_spins():
     got = rows[:ring.write_idx]
     assert len(got) == 200
     assert np.median(got["done_ns"] - got["sent_ns"]) < 500 * US    # not ~1 ms
+
+
+# Ten requests 1 ms apart, spun for in the last 200 µs before each; gaps (at, length) taken from
+# the spins, relative to the due time of the request the pacer spins for.
+STALL_START = 1000 * MS
+STALL_GAPS = [
+    (2, -150 * US, 30 * US),     # under the 50 µs threshold: not a stall
+    (3, -500 * US, 5 * MS),      # while the pacer sleeps (before its spin): never seen
+    (4, -100 * US, 80 * US),     # a stall that ends before the due time: the send is on time
+    (6, -50 * US, 2 * MS),       # covers the due times of 6 and 7: both leave late
+    (9, -120 * US, 150 * US),    # covers the due time of 9
+]
+
+
+def _stall_run(stall_ns=50 * US):
+    gaps = [(STALL_START + k * MS + at, length) for k, at, length in STALL_GAPS]
+    return run_fake([k * MS for k in range(10)], start=STALL_START, spin_ns=200 * US, gaps=gaps,
+                    stall_ns=stall_ns)
+
+
+def test_pacer_counts_exactly_the_gaps_in_its_spins_over_the_threshold():
+    """Gaps between two clock reads of a spinning pacer longer than the stall threshold are
+    counted (how many, over 100 µs, over 1 ms, the longest, their total); a shorter gap, or one
+    while the pacer sleeps, is not. A higher threshold counts fewer."""
+    pacer, tr, rows = _stall_run()
+    assert (pacer.stalls, pacer.stalls_100us, pacer.stalls_1ms) == (3, 2, 1)
+    assert pacer.stall_max_ns == 2 * MS
+    assert pacer.stall_lost_ns == 80 * US + 2 * MS + 150 * US
+    assert pacer.stall_threshold_ns == 50 * US
+    assert pacer.run_ns == 9 * MS + 30 * US        # from the start to the last send
+    high, _, _ = _stall_run(stall_ns=100 * US)
+    assert (high.stalls, high.stall_lost_ns) == (2, 2 * MS + 150 * US)
+
+
+def test_pacer_marks_the_requests_a_stall_held_back():
+    """A request whose due time a stall covered goes with cause `stall` (also one reached only
+    after it), its send as late as the stall made it; the others go on time with `none`."""
+    pacer, tr, rows = _stall_run()
+    lag = {e: sent - sched for e, sched, sent in tr.sent}
+    assert lag == {e: 0 for e in range(10)} | {6: 1950 * US, 7: 950 * US, 9: 30 * US}
+    assert tr.causes == ["none"] * 6 + ["stall", "stall", "none", "stall"]
+    assert rows["cause"].tolist() == [_pacer.LATE_CAUSES.index(c) for c in tr.causes]
+
+
+def test_pacer_marks_requests_reached_after_their_time_as_a_burst():
+    """Requests due at once (each send costing 10 µs) or due before the pacer started: the
+    first it spun for goes with `none`, the ones it reached after their time with `burst`;
+    none of it is a stall."""
+    pacer, tr, _ = run_fake([5 * MS] * 4, cost_ns=10 * US)
+    assert tr.causes == ["none", "burst", "burst", "burst"]
+    pacer, tr, _ = run_fake([0, 10 * MS, 20 * MS], now=1015 * MS)
+    assert tr.causes == ["burst", "burst", "none"]
+    assert pacer.stalls == 0
+
+
+def test_pacer_marks_requests_it_polled_for_at_the_inflight_bound():
+    """At the in-flight bound the pacer polls before it submits: that request says so."""
+    _, tr, _ = run_fake([0, 0, 0, 0], hold=True, hold_ns=0, max_inflight=2)
+    assert tr.causes == ["none", "none", "inflight", "none"]
+
+
+def test_pacer_marks_sends_after_a_late_wake_up_as_stalled_without_counting_a_stall():
+    """Every wait ends 300 µs late with a fixed 50 µs spin: the sends after those wake-ups
+    are 250 µs late, marked `stall` (the CPU came back late); the late wake-ups themselves are
+    not counted as stalls (a widened spin window absorbs them)."""
+    ring, rows = make_ring()
+    tr = LateWakeTransport(ring, hold=True, hold_ns=100 * MS)
+    pacer = _pacer.Pacer(np.arange(6, dtype=np.int64) * MS, 0, 1, control_block(1000 * MS),
+                         50 * US, 1 << 30, True, 0)
+    tr.pacer = pacer
+    pacer.run(tr, 500 * MS)
+    assert [sent - sched for _, sched, sent in tr.sent] == [0] + [250 * US] * 5
+    assert tr.causes == ["none"] + ["stall"] * 5
+    assert pacer.stalls == 0 and pacer.stall_lost_ns == 0
+
+
+@pytest.mark.parametrize("brief, causes, stalls", [
+    (True, ["none", "stall", "stall"], 2),     # the last submit has no read after it
+    (False, ["none", "burst", "burst"], 0),    # a Python transport's submit is not judged
+])
+def test_pacer_takes_a_long_brief_submit_as_a_stall(brief, causes, stalls):
+    """Three requests due at once, each submit taking 80 µs: where the transport's submit is
+    brief C work (a send), the time across it is the CPU taken away (a task the send woke
+    preempting the worker), counted as a stall and the cause of the sends after it; where it
+    is not, the pacer was busy (burst)."""
+    ring, rows = make_ring()
+    tr = FakeClockTransport(ring, cost_ns=80 * US)
+    tr.brief_submit = brief
+    pacer = _pacer.Pacer(np.zeros(3, np.int64), 0, 1, control_block(1000 * MS), 50 * US, 1 << 30,
+                         True, 0)
+    tr.pacer = pacer
+    pacer.run(tr, MS)
+    assert tr.causes == causes
+    assert (pacer.stalls, pacer.stall_lost_ns) == (stalls, stalls * 80 * US)

@@ -3,11 +3,12 @@ they pass; damaged and missing streams."""
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from replayer import _pacer
 from replayer.analysis.model import ERROR_NAMES, PHASES, Columns, Counts
-from replayer.analysis.records import (ROW_DTYPE, RecordWriter, RingDrain, iter_batches,
+from replayer.analysis.records import (ROW_DTYPE, SCHEMA, RecordWriter, RingDrain, iter_batches,
                                        read_records, read_stream, record_files, records_path)
 from replayer.errors import InputError
 
@@ -112,3 +113,29 @@ def test_a_directory_without_records_is_an_input_error(tmp_path):
         record_files(tmp_path / "missing")
     with pytest.raises(InputError, match=r"no records-w\*\.arrow files"):
         record_files(tmp_path)
+
+
+def test_records_written_before_late_cause_read_whole(tmp_path):
+    """A run directory written before records had late_cause (its streams lack the column)
+    reads whole, with or without a column list; the table has no late_cause (the verdict then
+    says the records do not tell why sends were late)."""
+    old = pa.schema([f for f in SCHEMA if f.name != "late_cause"])
+    n = 3
+    arrays = [pa.array(range(n), pa.int64()), pa.array([0] * n, pa.int16()),
+              pa.DictionaryArray.from_arrays(pa.array([0] * n, pa.int32()), pa.array(["svc"])),
+              pa.array([-1] * n, pa.int16()),
+              pa.DictionaryArray.from_arrays(pa.array([1] * n, pa.int8()),
+                                             pa.array(["warmup", "measure"])),
+              pa.array([10, 20, 30], pa.int64()), pa.array([11, 21, 31], pa.int64()),
+              pa.array([15, 25, 35], pa.int64()), pa.array([200] * n, pa.int32()),
+              pa.DictionaryArray.from_arrays(pa.array([0] * n, pa.int8()), pa.array(["ok"])),
+              pa.array([0] * n, pa.int32()), pa.array([0] * n, pa.int64())]
+    with pa.OSFile(str(tmp_path / "records-w000.arrow"), "wb") as sink:
+        with pa.ipc.new_stream(sink, old) as writer:
+            writer.write_batch(pa.record_batch(arrays, schema=old))
+    table, problems = read_records(tmp_path)
+    assert problems == [] and table.num_rows == n
+    assert "late_cause" not in table.column_names
+    assert table.column("sent_ns").to_pylist() == [11, 21, 31]
+    table, _ = read_records(tmp_path, ["sent_ns", "late_cause"])
+    assert table.column_names == ["sent_ns"] and table.num_rows == n

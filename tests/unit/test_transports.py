@@ -81,7 +81,7 @@ def _noted_failure(config: TransportConfig) -> str:
     ring = _pacer.RecordRing(bytearray(_pacer.RecordRing.nbytes(2)), True, 2)
     transport = make_transport(config, ring, np.zeros(1, np.int32))
     now = _pacer.now_ns()
-    transport.submit(0, now, now)
+    transport.submit(0, now, now, _pacer.CAUSE_NONE)
     transport.flush()
     for _ in range(200):
         if ring.write_idx:

@@ -12,6 +12,8 @@ ctypedef struct Slot:
     int in_multi         # handed to libcurl (else waiting in its target's queue)
     int next_queued      # next slot index in the target's queue, -1 last
     int grpc_status      # from the grpc-status header or trailer, -1 not seen
+    long long handed_ns  # when the pacer handed it over
+    signed char cause    # of its request (CAUSE_*): the pacer's, or that it waited for admission
     curl_slist *headers  # this slot's own header list when requests carry a traceparent
     char *trace_hex      # where in `headers` the traceparent's ids are written
     char error[256]      # libcurl's error text for the transfer (CURLOPT_ERRORBUFFER,

@@ -48,7 +48,7 @@ cdef class CurlTransport(Transport):
     # submit, flush, poll and abort: Transport's (replayer._pacer)
     cdef Slot *new_slot(self) except NULL
     cdef int admit(self, Slot *s) except -1
-    cdef int admit_queued(self, int target) except -1
+    cdef int admit_queued(self, int target, long long now) except -1
     cdef int start_admitted(self) except -1
     cdef int pump(self, long long timeout_ns) except -1
     cdef int collect(self, long long done_ns) except -1

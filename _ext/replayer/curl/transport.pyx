@@ -18,6 +18,7 @@ cdef class CurlTransport(Transport):
         Transport.__init__(self, ring)
         cdef bytes b
         self.lead_ns = PRESEND_LEAD_NS
+        self.brief_submit = True
         self.keep = []
         self.target_of = target_of
         self.timeout_ms = timeout_ms
@@ -157,7 +158,8 @@ cdef class CurlTransport(Transport):
             rc_setopt_ptr(e, RC_OPT_HTTPHEADER, self.base_headers)
         return s
 
-    cpdef int submit(self, long long event, long long scheduled_ns, long long sent_ns) except -1:
+    cpdef int submit(self, long long event, long long scheduled_ns, long long sent_ns,
+                     signed char cause) except -1:
         cdef Slot *s
         cdef int target = self.target_of[event]
         if self.n_free:
@@ -174,9 +176,12 @@ cdef class CurlTransport(Transport):
             write_trace_ids(s.trace_hex, self.trace_high, <unsigned long long> event)
         s.event = event
         s.scheduled_ns = scheduled_ns
+        s.cause = cause
+        # The pacer's `sent_ns` (its early hand-over) is not a send time: kept to weigh a wait
+        # for admission against (admit_queued).
+        s.handed_ns = sent_ns
         # Set by the pre-request stamp when libcurl writes the request; one that never goes
-        # (its dial failed, it was cancelled while waiting) has none. The pacer's `sent_ns`
-        # (its early hand-over) is not a send time.
+        # (its dial failed, it was cancelled while waiting) has none.
         s.sent_ns = 0
         s.error[0] = 0
         s.grpc_message[0] = 0
@@ -202,14 +207,18 @@ cdef class CurlTransport(Transport):
         self.kick = True
         return 0
 
-    cdef int admit_queued(self, int target) except -1:
+    cdef int admit_queued(self, int target, long long now) except -1:
+        # Each of them waited for a connection since the pacer handed it over (waited_cause).
         cdef int head
+        cdef Slot *s
         while self.queue_head[target] >= 0 and self.admitted[target] < self.admit_cap:
             head = self.queue_head[target]
-            self.queue_head[target] = self.slots[head].next_queued
+            s = self.slots[head]
+            self.queue_head[target] = s.next_queued
             if self.queue_head[target] < 0:
                 self.queue_tail[target] = -1
-            self.admit(self.slots[head])
+            s.cause = waited_cause(s.cause, s.scheduled_ns, s.handed_ns, now)
+            self.admit(s)
         return 0
 
     cpdef int flush(self) except -1:
@@ -361,11 +370,11 @@ cdef class CurlTransport(Transport):
         self.n_free += 1
         self.inflight -= 1
         self.ring.push(s.event, s.scheduled_ns, s.sent_ns, done_ns, <int> status, kind,
-                       self.bytes_out, bytes_in)
+                       s.cause, self.bytes_out, bytes_in)
         if kind != ERR_OK:
             self.note_failure(kind, s.event, done_ns, why)
         if self.queue_head[s.target] >= 0:
-            self.admit_queued(s.target)
+            self.admit_queued(s.target, done_ns)
         return 0
 
     cpdef int abort(self) except -1:

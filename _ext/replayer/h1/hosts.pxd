@@ -27,9 +27,15 @@ ctypedef struct Host:
     int preferred            # the address that last took a connection
     int n_conns              # connections open or dialling
     int idle                 # first idle connection (linked by Conn.next_idle), -1 none
-    # Requests waiting for a connection, a circular FIFO of (event, scheduled_ns)
+    # Requests waiting for a connection, a circular FIFO of (event, scheduled_ns, the pacer's
+    # cause, the pacer's hand-over time)
     long long *queue
     long long q_head, q_len, q_cap
 
-cdef int host_enqueue(Host *h, long long event, long long scheduled_ns) except -1
-cdef bint host_dequeue(Host *h, long long *event, long long *scheduled_ns) noexcept nogil
+cdef enum:
+    QUEUED = 4               # long longs per waiting request
+
+cdef int host_enqueue(Host *h, long long event, long long scheduled_ns, signed char cause,
+                      long long handed_ns) except -1
+cdef bint host_dequeue(Host *h, long long *event, long long *scheduled_ns, signed char *cause,
+                       long long *handed_ns) noexcept nogil

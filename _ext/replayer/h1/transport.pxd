@@ -31,6 +31,7 @@ ctypedef struct Conn:
     int tries                # addresses dialled for this connection
     int registered           # epoll events the socket is registered for
     int dial_errno           # why the last address dialled failed
+    signed char cause        # of its request (CAUSE_*): the pacer's, or that it waited here
     long long event, scheduled_ns, sent_ns, deadline_ns
     char *out                # the request bytes being written: the target's, or `own` patched
     char *own                # this connection's copy of the request, when ids are written in
@@ -63,11 +64,12 @@ cdef class NativeHttpTransport(Transport):
     cdef epoll_event events[MAX_EVENTS]
 
     # submit, flush, poll and abort: Transport's (replayer._pacer)
-    cdef int dispatch(self, int host, long long event, long long scheduled_ns) except -1
-    cdef int serve_queue(self, int host) except -1
+    cdef int dispatch(self, int host, long long event, long long scheduled_ns,
+                      signed char cause, long long handed_ns) except -1
+    cdef int serve_queue(self, int host, long long now) except -1
     cdef Conn *new_conn(self, int host) except NULL
-    cdef void assign(self, Conn *c, long long event, long long scheduled_ns, int retried,
-                     long long now) noexcept
+    cdef void assign(self, Conn *c, long long event, long long scheduled_ns, signed char cause,
+                     int retried, long long now) noexcept
     cdef void unlink_busy(self, Conn *c) noexcept
     cdef int watch(self, Conn *c, unsigned int events) except -1
     cdef int dial(self, Conn *c, int addr_index) except -1

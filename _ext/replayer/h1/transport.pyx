@@ -23,6 +23,7 @@ cdef class NativeHttpTransport(Transport):
         cdef bytes b
         cdef Target *t
         cdef Host *h
+        self.brief_submit = True
         self.target_of = target_of
         self.timeout_ns = timeout_ns
         text_append(self.timeout_text, sizeof(self.timeout_text), 0,
@@ -68,17 +69,19 @@ cdef class NativeHttpTransport(Transport):
 
     # ---- the pacer's seams ----
 
-    cpdef int submit(self, long long event, long long scheduled_ns, long long sent_ns) except -1:
+    cpdef int submit(self, long long event, long long scheduled_ns, long long sent_ns,
+                     signed char cause) except -1:
         cdef int host = self.targets[self.target_of[event]].host
         cdef Host *h = &self.hosts[host]
         self.inflight += 1
-        # The pacer's `sent_ns` (its hand-over time) is not used: a request is stamped only
-        # when its first byte is written (send_request).
+        # The pacer's `sent_ns` (its hand-over time) is no send stamp: a request is stamped
+        # only when its first byte is written (send_request). One that waits for a connection
+        # keeps it, to weigh its wait against the pacer's lateness (waited_cause).
         if h.q_len:
-            host_enqueue(h, event, scheduled_ns)   # behind those already waiting
-            self.serve_queue(host)
+            host_enqueue(h, event, scheduled_ns, cause, sent_ns)   # behind those waiting
+            self.serve_queue(host, sent_ns)
         else:
-            self.dispatch(host, event, scheduled_ns)
+            self.dispatch(host, event, scheduled_ns, cause, sent_ns)
         return 0
 
     cpdef int flush(self) except -1:
@@ -92,12 +95,14 @@ cdef class NativeHttpTransport(Transport):
     cpdef int abort(self) except -1:
         cdef int k
         cdef long long now = realtime_ns()
-        cdef long long event, scheduled_ns
+        cdef long long event, scheduled_ns, handed_ns
+        cdef signed char cause
         cdef Conn *c
         for k in range(self.n_hosts):        # waiting requests are cancelled, never sent
-            while host_dequeue(&self.hosts[k], &event, &scheduled_ns):
+            while host_dequeue(&self.hosts[k], &event, &scheduled_ns, &cause, &handed_ns):
                 self.inflight -= 1
-                self.ring.push(event, scheduled_ns, 0, now, 0, ERR_CANCELLED, self.bytes_out, 0)
+                self.ring.push(event, scheduled_ns, 0, now, 0, ERR_CANCELLED, CAUSE_NONE,
+                               self.bytes_out, 0)
                 self.note_failure(ERR_CANCELLED, event, now,
                                   "cancelled at the end of the run, waiting for a connection")
         for k in range(self.n_conns):
@@ -111,7 +116,8 @@ cdef class NativeHttpTransport(Transport):
 
     # ---- requests onto connections ----
 
-    cdef int dispatch(self, int host, long long event, long long scheduled_ns) except -1:
+    cdef int dispatch(self, int host, long long event, long long scheduled_ns,
+                      signed char cause, long long handed_ns) except -1:
         """Send on an idle connection, dial a new one, or wait in the host's queue."""
         cdef Host *h = &self.hosts[host]
         cdef Conn *c
@@ -120,24 +126,26 @@ cdef class NativeHttpTransport(Transport):
             c = self.conns[h.idle]
             h.idle = c.next_idle
             now = realtime_ns()     # one clock read: the deadline's start and the send stamp
-            self.assign(c, event, scheduled_ns, 0, now)
+            self.assign(c, event, scheduled_ns, cause, 0, now)
             self.send_request(c, now)
         elif h.n_conns < self.cap_per_host:
             c = self.new_conn(host)
-            self.assign(c, event, scheduled_ns, 0, realtime_ns())
+            self.assign(c, event, scheduled_ns, cause, 0, realtime_ns())
             self.dial(c, h.preferred)
         else:
-            host_enqueue(h, event, scheduled_ns)
+            host_enqueue(h, event, scheduled_ns, cause, handed_ns)
         return 0
 
-    cdef int serve_queue(self, int host) except -1:
+    cdef int serve_queue(self, int host, long long now) except -1:
         # Iterative, never from inside a request's completion: a dial refused at once fails its
         # request and frees the connection, and the loop goes on with the next one.
         cdef Host *h = &self.hosts[host]
-        cdef long long event, scheduled_ns
+        cdef long long event, scheduled_ns, handed_ns
+        cdef signed char cause
         while (h.idle >= 0 or h.n_conns < self.cap_per_host) and \
-                host_dequeue(h, &event, &scheduled_ns):
-            self.dispatch(host, event, scheduled_ns)
+                host_dequeue(h, &event, &scheduled_ns, &cause, &handed_ns):
+            self.dispatch(host, event, scheduled_ns,
+                          waited_cause(cause, scheduled_ns, handed_ns, now), handed_ns)
         return 0
 
     cdef Conn *new_conn(self, int host) except NULL:
@@ -184,11 +192,12 @@ cdef class NativeHttpTransport(Transport):
         self.hosts[host].n_conns += 1
         return c
 
-    cdef void assign(self, Conn *c, long long event, long long scheduled_ns, int retried,
-                     long long now) noexcept:
+    cdef void assign(self, Conn *c, long long event, long long scheduled_ns, signed char cause,
+                     int retried, long long now) noexcept:
         c.event = event
         c.target = self.target_of[event]
         c.scheduled_ns = scheduled_ns
+        c.cause = cause
         # Set by send_request just before the first byte is written; a request that never gets
         # there (its dial failed, timed out or was cancelled) has no sent stamp.
         c.sent_ns = 0
@@ -441,7 +450,7 @@ cdef class NativeHttpTransport(Transport):
             done_ns = c.sent_ns
         self.inflight -= 1
         self.ring.push(c.event, c.scheduled_ns, c.sent_ns, done_ns, c.answer.status, kind,
-                       self.bytes_out, c.answer.body_bytes)
+                       c.cause, self.bytes_out, c.answer.body_bytes)
         if kind != ERR_OK:
             self.note_failure(kind, c.event, done_ns, message)
         c.event = -1
@@ -476,6 +485,7 @@ cdef class NativeHttpTransport(Transport):
         before reading this request is replaced and the request sent again, once (its sent
         stamp is then the second send's)."""
         cdef long long event = c.event, scheduled_ns = c.scheduled_ns
+        cdef signed char cause = c.cause
         cdef int host = c.host
         cdef Conn *fresh
         if c.served == 0 or c.got != 0 or c.retried:
@@ -483,7 +493,7 @@ cdef class NativeHttpTransport(Transport):
         self.unlink_busy(c)
         self.close_conn(c)
         fresh = self.new_conn(host)
-        self.assign(fresh, event, scheduled_ns, 1, realtime_ns())
+        self.assign(fresh, event, scheduled_ns, cause, 1, realtime_ns())
         return self.dial(fresh, self.hosts[host].preferred)
 
     cdef int close_conn(self, Conn *c) except -1:
@@ -533,13 +543,13 @@ cdef class NativeHttpTransport(Transport):
             host = c.host
             self.on_event(c, self.events[k].events, arrived)
             if self.hosts[host].q_len:
-                self.serve_queue(host)
+                self.serve_queue(host, arrived)
         while self.busy_head >= 0 and self.conns[self.busy_head].deadline_ns <= arrived:
             c = self.conns[self.busy_head]
             host = c.host
             self.timed_out(c, arrived)      # closes the connection: it may still answer
             if self.hosts[host].q_len:
-                self.serve_queue(host)
+                self.serve_queue(host, arrived)
         return 0
 
     cdef int timed_out(self, Conn *c, long long now) except -1:

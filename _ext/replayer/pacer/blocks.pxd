@@ -26,7 +26,15 @@ cpdef enum:
     ST_RING_WAITS = 6           # times the ring was full
     ST_EVENTS = 7               # events in the worker's share
     ST_SPIN_WINDOW_NS = 8       # the spin window at the end
-    STATUS_FIELDS = 9
+    # CPU stalls: two consecutive clock reads of the pacer, while it spun, busy-polled or
+    # handed over a request, more than its stall threshold apart (Pacer.note_stall)
+    ST_STALLS = 9
+    ST_STALLS_100US = 10        # of them, longer than 100 µs
+    ST_STALLS_1MS = 11          # longer than 1 ms
+    ST_STALL_MAX_NS = 12        # the longest
+    ST_STALL_NS = 13            # their total: time the CPU was taken away
+    ST_RUN_NS = 14              # from the run's start to the end of the worker's sends
+    STATUS_FIELDS = 15
 
 # ST_STATE values
 cpdef enum:

@@ -29,14 +29,27 @@ cdef class Pacer:
     cdef double _time_scale
     cdef bint fake_clock
     cdef public long long fake_now
+    cdef const long long[:, ::1] fake_gaps     # (at, length) rows: gaps injected into spins
+    cdef Py_ssize_t n_fake_gaps, fake_gap_next
     cdef public long long next_index
     cdef public long long submitted
     cdef public long long overloaded
     cdef public long long not_sent
+    # CPU stalls (note_stall): gaps longer than stall_threshold_ns between two consecutive
+    # clock reads while spinning, busy-polling or in a brief submit; how many, over 100 µs,
+    # over 1 ms, the longest and their total.
+    cdef readonly long long stall_threshold_ns
+    cdef readonly long long stalls, stalls_100us, stalls_1ms, stall_max_ns, stall_lost_ns
+    # The end of the latest stall or late wake-up: a request whose hand-over time is before it
+    # was held back by the CPU.
+    cdef long long stall_end
+    cdef readonly long long run_ns            # from the run's start to the end of its sends
     cdef bytes overload_message
 
     cdef long long now(self) noexcept nogil
     cdef void sleep_until(self, long long t) noexcept nogil
-    cdef void spin_until(self, long long t) noexcept nogil
+    cdef long long spin_until(self, long long t, long long last) noexcept nogil
+    cdef long long fake_spin_until(self, long long t, long long last) noexcept nogil
+    cdef void note_stall(self, long long before, long long after) noexcept nogil
     cdef long long spin_window(self) noexcept nogil
     cdef void note_wake(self, long long wanted, long long woke) noexcept nogil

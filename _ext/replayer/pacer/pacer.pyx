@@ -38,16 +38,28 @@ cdef class Pacer:
     spin_ns, widened to spin_ns + 2x the latest wake-ups' lateness, up to max_spin_ns: on a VM
     whose idle vCPU is woken milliseconds late, it stops sleeping at all between close
     requests. With fake_clock=True, time only moves when the pacer sleeps or spins
-    or a test calls advance(): the table-driven tests run the real loop against it.
+    or a test calls advance(): the table-driven tests run the real loop against it;
+    fake_gaps, (at, length) rows in time order, take the CPU from a spin that reaches `at` for
+    `length` (a spin that does not cover `at` never sees its gap).
+
+    While it spins, busy-polls or hands a request to a transport whose submit is brief C work,
+    the pacer counts CPU stalls from the clock reads it does anyway (note_stall): two
+    consecutive reads more than stall_threshold_ns apart. Each request goes to the transport
+    with its cause (CAUSE_* in ring.pxd): stall, in-flight bound, burst or none.
     """
 
     def __init__(self, const long long[::1] t_ns, long long first, long long stride,
                  long long[::1] control, long long spin_ns=50000, long long max_inflight=1 << 30,
-                 bint fake_clock=False, long long fake_now=0, long long max_spin_ns=-1):
+                 bint fake_clock=False, long long fake_now=0, long long max_spin_ns=-1,
+                 long long stall_threshold_ns=50000, const long long[:, ::1] fake_gaps=None):
         if stride <= 0 or first < 0:
             raise ValueError("stride must be positive and first non-negative")
         if control.shape[0] < CONTROL_SIZE:
             raise ValueError("control block too small")
+        if stall_threshold_ns <= 0:
+            raise ValueError("the stall threshold must be positive")
+        if fake_gaps is not None and fake_gaps.shape[1] != 2:
+            raise ValueError("fake_gaps: one (at, length) row per gap")
         self.t_ns = t_ns
         self.first = first
         self.stride = stride
@@ -61,6 +73,16 @@ cdef class Pacer:
         self.max_inflight = max_inflight
         self.fake_clock = fake_clock
         self.fake_now = fake_now
+        self.n_fake_gaps = 0
+        if fake_gaps is not None:
+            self.fake_gaps = fake_gaps
+            self.n_fake_gaps = fake_gaps.shape[0]
+        self.fake_gap_next = 0
+        self.stall_threshold_ns = stall_threshold_ns
+        self.stalls = self.stalls_100us = self.stalls_1ms = 0
+        self.stall_max_ns = self.stall_lost_ns = 0
+        self.stall_end = 0
+        self.run_ns = 0
         self.next_index = first
         self.submitted = 0
         self.overloaded = 0
@@ -80,13 +102,55 @@ cdef class Pacer:
         else:
             sleep_until_realtime_ns(t)
 
-    cdef void spin_until(self, long long t) noexcept nogil:
+    cdef long long spin_until(self, long long t, long long last) noexcept nogil:
+        """Spin until t from the pacer's clock read `last`; return the last read. Reads more
+        than the stall threshold apart are a stall: nothing but cpu_relax runs between them."""
+        cdef long long now
         if self.fake_clock:
-            if t > self.fake_now:
-                self.fake_now = t
-            return
-        while realtime_ns() < t:
+            return self.fake_spin_until(t, last)
+        while True:
+            now = realtime_ns()
+            if now - last > self.stall_threshold_ns:
+                self.note_stall(last, now)
+            if now >= t:
+                return now
             cpu_relax()
+            last = now
+
+    cdef long long fake_spin_until(self, long long t, long long last) noexcept nogil:
+        # The fake clock's spin reads the clock at the start of each injected gap it reaches
+        # and again at its end, then at t.
+        cdef long long at, after
+        while self.fake_gap_next < self.n_fake_gaps:
+            at = self.fake_gaps[self.fake_gap_next, 0]
+            if at >= t:
+                break
+            self.fake_gap_next += 1
+            if at < self.fake_now:
+                continue                 # fell outside a spin: never seen
+            after = at + self.fake_gaps[self.fake_gap_next - 1, 1]
+            self.fake_now = after
+            if after - at > self.stall_threshold_ns:
+                self.note_stall(at, after)
+            if after >= t:
+                return after
+        if t > self.fake_now:
+            self.fake_now = t
+        return self.fake_now
+
+    cdef void note_stall(self, long long before, long long after) noexcept nogil:
+        # The CPU was taken from the pacer between two consecutive clock reads.
+        cdef long long gap = after - before
+        self.stalls += 1
+        self.stall_lost_ns += gap
+        if gap > 100000:
+            self.stalls_100us += 1
+            if gap > 1000000:
+                self.stalls_1ms += 1
+        if gap > self.stall_max_ns:
+            self.stall_max_ns = gap
+        if after > self.stall_end:
+            self.stall_end = after
 
     cdef long long spin_window(self) noexcept nogil:
         cdef long long late = max(self.wake_late_now, self.wake_late_before)
@@ -98,6 +162,13 @@ cdef class Pacer:
         cdef long long late = woke - wanted
         if late < 0:
             return               # woken early by a completion: says nothing of the wake-up
+        # A wake-up later than the stall threshold is the CPU not given back in time: a request
+        # due before it was held back by it (cause stall). It is not counted as a stall: an
+        # idle vCPU woken late is the hypervisor's wake-up latency, which the widened spin
+        # window absorbs (a run keeping its schedule would report stalls), not a running
+        # pacer losing its CPU, which is what note_stall counts and figure 0 compares with.
+        if late > self.stall_threshold_ns and woke > self.stall_end:
+            self.stall_end = woke
         if woke >= self.wake_window_end:
             self.wake_late_before = self.wake_late_now
             self.wake_late_now = 0
@@ -127,9 +198,15 @@ cdef class Pacer:
         cdef long long start = self.control[CONTROL_START_NS]
         cdef long long i = self.next_index
         cdef long long n = self.n_total
-        cdef long long due, now, until
+        cdef long long due, go, now, until
         cdef PaceAction action
+        cdef signed char cause
         cdef long long burst = 0
+        # The previous clock read, while only spinning, polling or a brief submit came after
+        # it (0 after a sleep's wait or a flush): two such reads further apart than the
+        # threshold are a stall.
+        cdef long long quiet = 0
+        cdef bint slept = False
         # The lead is spent spinning (in the transport), so it comes out of the spin budget:
         # the pacer wakes spin_ns before the due time either way.
         cdef long long lead = min(transport.lead_ns, self.spin_ns)
@@ -142,8 +219,16 @@ cdef class Pacer:
             if load_acquire(&self.control[CONTROL_STOP]) != 0:
                 break
             due = start + <long long>(self.t_ns[i] * self._time_scale)
+            go = due - lead      # its hand-over time
             now = self.now()
+            if quiet and now - quiet > self.stall_threshold_ns:
+                self.note_stall(quiet, now)
+            quiet = 0
             action = pace_step(now, due, lead, self.spin_window(), &until)
+            # Reached after its hand-over time, busy with the requests before it (not woken
+            # late: that is a stall past the threshold, too little to matter below it).
+            cause = CAUSE_BURST if now > go and not slept else CAUSE_NONE
+            slept = False
             if action != PACE_SEND:
                 if burst:
                     transport.flush()   # GIL seam: end of a burst
@@ -155,39 +240,49 @@ cdef class Pacer:
                     else:
                         with nogil:
                             self.sleep_until(until)
-                    self.note_wake(until, self.now())
+                    quiet = self.now()
+                    self.note_wake(until, quiet)
+                    slept = True
                     continue
                 if transport.inflight > 0 and until - now > BUSY_POLL_MARGIN_NS and not self.fake_clock:
                     transport.poll(0)   # GIL seam: completions while spinning
+                    quiet = now
                     continue
                 # The transport holds the request back until `due` itself.
                 with nogil:
-                    self.spin_until(until)
-                now = self.now()
+                    now = self.spin_until(until, now)
+                cause = CAUSE_NONE
+            if self.stall_end > go:
+                cause = CAUSE_STALL      # a stall (or a late wake-up) ran past its hand-over
             if transport.inflight >= self.max_inflight:
                 transport.poll(0)   # GIL seam: at the bound, reap what finished first
+                if cause != CAUSE_STALL:
+                    cause = CAUSE_INFLIGHT
             if transport.inflight >= self.max_inflight:
                 # Open loop: never wait for a slot, say that this one could not go.
-                ring.push(i, due, 0, 0, 0, ERR_OVERLOAD, 0, 0)
+                ring.push(i, due, 0, 0, 0, ERR_OVERLOAD, CAUSE_NONE, 0, 0)
                 transport.note_failure(ERR_OVERLOAD, i, now, overload_message)
                 self.overloaded += 1
             else:
-                transport.submit(i, due, now)   # GIL seam: one call per request
+                transport.submit(i, due, now, cause)   # GIL seam: one call per request
                 self.submitted += 1
                 burst += 1
                 if burst >= MAX_BURST:
                     # Behind schedule, every event is due: still put requests on the wire.
                     transport.flush()   # GIL seam: a long burst
                     burst = 0
+                elif transport.brief_submit:
+                    quiet = now          # the next read, past the submit, may show a stall
             i += self.stride
         if burst:
             transport.flush()
         self.next_index = i
         # Stopped early: every event left still gets its record.
         now = self.now()
+        self.run_ns = max(0, now - start)
         while i < n:
             due = start + <long long>(self.t_ns[i] * self._time_scale)
-            ring.push(i, due, 0, 0, 0, ERR_NOT_SENT, 0, 0)
+            ring.push(i, due, 0, 0, 0, ERR_NOT_SENT, CAUSE_NONE, 0, 0)
             transport.note_failure(ERR_NOT_SENT, i, now, "the run stopped before its due time")
             self.not_sent += 1
             i += self.stride

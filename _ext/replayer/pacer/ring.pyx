@@ -1,5 +1,10 @@
 # The record ring: single producer (the worker), single consumer (the parent), in shared memory.
 
+# The late causes' names, by value (CAUSE_* in ring.pxd); tests/unit/test_record_layout.py
+# checks every CAUSE_* against them.
+LATE_CAUSES = ("none", "stall", "connection", "inflight", "burst")
+assert len(LATE_CAUSES) == N_LATE_CAUSES
+
 RECORD_ROW_SIZE = sizeof(RecordRow)
 RING_HEADER_SIZE = sizeof(RingHeader)
 
@@ -16,6 +21,7 @@ RECORD_ROW_FIELDS = {
     "bytes_out": (<char *> &_layout.bytes_out - _base, sizeof(_layout.bytes_out)),
     "status": (<char *> &_layout.status - _base, sizeof(_layout.status)),
     "error": (<char *> &_layout.error - _base, sizeof(_layout.error)),
+    "cause": (<char *> &_layout.cause - _base, sizeof(_layout.cause)),
     "pad": (<char *> &_layout.pad - _base, sizeof(_layout.pad)),
 }
 
@@ -64,7 +70,7 @@ cdef class RecordRing:
         store_release(&self.header.read_idx, new_read)
 
     cdef int push(self, long long event, long long scheduled_ns, long long sent_ns,
-                  long long done_ns, int status, signed char error,
+                  long long done_ns, int status, signed char error, signed char cause,
                   int bytes_out, long long bytes_in) except -1 nogil:
         cdef long long w = self.header.write_idx
         cdef long long cap = self.header.capacity
@@ -89,11 +95,13 @@ cdef class RecordRing:
         row.bytes_out = bytes_out
         row.status = status
         row.error = error
+        row.cause = cause
         store_release(&self.header.write_idx, w + 1)
         return 0
 
     def record(self, long long event, long long scheduled_ns, long long sent_ns,
-               long long done_ns, int status, int error, int bytes_out=0, long long bytes_in=0):
+               long long done_ns, int status, int error, int bytes_out=0, long long bytes_in=0,
+               int cause=CAUSE_NONE):
         """Python transports call this once per completed request."""
         self.push(event, scheduled_ns, sent_ns, done_ns, status, <signed char>error,
-                  bytes_out, bytes_in)
+                  <signed char>cause, bytes_out, bytes_in)

@@ -27,11 +27,16 @@ cdef class Transport:
     # How long before its due time the pacer hands a request over. A transport with a lead
     # does its set-up work early and holds the request back until the due time itself.
     cdef public long long lead_ns
+    # submit is a short piece of C work (no Python, no waiting, no more than a send): the pacer
+    # takes a gap longer than its stall threshold across it as its CPU taken away (a stall),
+    # as a task woken by the send preempting it.
+    cdef public bint brief_submit
     cdef FailureKindLog failures[N_ERROR_KINDS]
 
     cdef void note_failure(self, signed char kind, long long event, long long now,
                            const char *message) noexcept nogil
-    cpdef int submit(self, long long event, long long scheduled_ns, long long sent_ns) except -1
+    cpdef int submit(self, long long event, long long scheduled_ns, long long sent_ns,
+                     signed char cause) except -1
     cpdef int flush(self) except -1
     cpdef int poll(self, long long timeout_ns) except -1
     cpdef int abort(self) except -1

@@ -11,6 +11,7 @@ cdef class Transport:
         self.ring = ring
         self.inflight = 0
         self.lead_ns = 0
+        self.brief_submit = False
 
     cdef void note_failure(self, signed char kind, long long event, long long now,
                            const char *message) noexcept nogil:
@@ -68,7 +69,11 @@ cdef class Transport:
             }
         return out
 
-    cpdef int submit(self, long long event, long long scheduled_ns, long long sent_ns) except -1:
+    cpdef int submit(self, long long event, long long scheduled_ns, long long sent_ns,
+                     signed char cause) except -1:
+        """Send `event`, due at scheduled_ns, handed over at sent_ns; `cause` (CAUSE_*) is the
+        pacer's word on why it comes when it does, for its ring row (a transport that held it
+        back for a connection says CAUSE_CONNECTION instead of CAUSE_NONE)."""
         raise NotImplementedError
 
     cpdef int flush(self) except -1:
