@@ -19,13 +19,16 @@ import json
 import time
 
 from replayer.analysis import fmt, stats
-from replayer.analysis.summary import format_verdict
+from replayer.analysis.summary import all_failed_warning, format_verdict
 
 CAPTIONS = {
     "latency_over_time": "Latency over time: percentile bands of successful requests, by send time.",
     "rate_over_time": "Requests per second: what the schedule intended, what was sent, and what "
                       "completed successfully.",
     "send_lag": "Send lag (sent - scheduled): how late requests left compared with their schedule.",
+    "lag_over_time": "Send lag over time, and every send later than the verdict's max lag as a "
+                     "dot coloured by its cause (a CPU stall, a wait for a connection, the "
+                     "in-flight bound, a burst, or unknown).",
     "latency_cdf": "Latency distribution per endpoint, and its tail.",
     "errors_over_time": "Failed requests over time, by error kind.",
 }
@@ -127,12 +130,46 @@ def _rates(summary: dict) -> str:
             f"{r['duration_s']:.3g} s</p>")
 
 
-def _verdict(f: dict) -> str:
-    v = f["verdict"]
-    text = format_verdict(v, f["lag"]["p99"], f["late_1ms"])
+def _verdict(summary: dict) -> str:
+    """The verdict, the late sends by cause, the advice, the thresholds, the workers' stalls."""
+    v = summary["verdict"]
     if v["kept"]:
-        return f"<p class='good'>Schedule {_e(text)}</p>"
-    return f"<p class='warn'><b>SCHEDULE NOT KEPT</b>: {_e('; '.join(v['reasons']))}</p>"
+        out = [f"<p class='good' id='verdict'>{_e(format_verdict(v))}</p>"]
+    else:
+        out = [f"<p class='warn' id='verdict'><b>SCHEDULE NOT KEPT</b>: "
+               f"{_e('; '.join(v['reasons']))}</p>"]
+    failed = all_failed_warning(summary)
+    if failed:
+        out.append(f"<p class='warn'><b>Every request failed</b>: {_e(failed)}</p>")
+    causes = v.get("late_by_cause")
+    if v.get("late") and causes is not None:
+        rows = "".join(f"<tr><td>{_e(c)}</td><td>{n:,}</td><td>{_share(n / v['late'])}</td></tr>"
+                       for c, n in causes.items())
+        out.append(f"<p>{v['late']:,} sends later than the max lag "
+                   f"({_e(fmt.duration(v['max_lag_ns']))}), by cause:</p>")
+        out.append(_box("causes-table", "<table><tr><th>cause</th><th>late sends</th>"
+                        f"<th>share</th></tr>{rows}</table>"))
+    if v.get("advice"):
+        out.append("<ul>" + "".join(f"<li>{_e(a)}</li>" for a in v["advice"]) + "</ul>")
+    thresholds = summary.get("thresholds") or []
+    if thresholds:
+        rows = "".join(f"<tr><td>{_e(t['expr'])}</td><td>{_e(t['shown'])}</td>"
+                       f"<td>{'met' if t['met'] else '<b>NOT met</b>'}</td>"
+                       f"<td class='msg'>{_e(t.get('reason') or '')}</td></tr>" for t in thresholds)
+        out.append(_box("thresholds-table", "<table><tr><th>threshold</th><th>value</th>"
+                        f"<th></th><th class='msg'></th></tr>{rows}</table>"))
+    stalled = [(w["worker"], w["stalls"]) for w in summary.get("workers") or [] if w.get("stalls")]
+    if stalled:
+        rows = "".join(
+            f"<tr><td>worker {_e(k)}</td><td>{st['count']:,}</td>"
+            f"<td>{'–' if st.get('per_s') is None else format(st['per_s'], '.1f')}</td>"
+            f"<td>{st['over_100us']:,}</td><td>{st['over_1ms']:,}</td>"
+            f"<td>{_e(fmt.duration(st['longest_ns']))}</td>"
+            f"<td>{_e(fmt.duration(st['lost_ns']))}</td></tr>" for k, st in stalled)
+        out.append(_box("stalls-table", "<table><tr><th></th><th>CPU stalls</th><th>per second</th>"
+                        "<th>over 100 µs</th><th>over 1 ms</th><th>longest</th><th>time lost</th>"
+                        f"</tr>{rows}</table>"))
+    return "\n".join(out)
 
 
 def _failures(summary: dict) -> str:
@@ -176,7 +213,8 @@ def _fidelity(summary: dict) -> str:
         ("sends later than 1 ms", _share(f["late_1ms"])),
         ("sends later than 10 ms", _share(f["late_10ms"])),
         *[(f"send lag {k}", fmt.duration(lag[k])) for k in stats.PERCENTILE_LABELS],
-        ("send lag p99 limit of a kept schedule", fmt.duration(f["verdict"]["lag_p99_limit_ns"])),
+        ("send lag p99 limit of a kept schedule (max lag)",
+         fmt.duration(summary["verdict"]["max_lag_ns"])),
     ]
     if summary.get("scheduled") is not None:
         items.append(("records / scheduled requests",
@@ -194,7 +232,7 @@ def _fidelity(summary: dict) -> str:
                     for w, v in workers.items())
     wtable = _box("workers-table", "<table><tr><th></th><th>sent</th><th>lag p50</th><th>lag p99</th>"
                   f"<th>lag max</th></tr>{wrows}</table>") if wrows else ""
-    return f"{_verdict(f)}{_box('fidelity-table', f'<table>{rows}</table>')}{wtable}"
+    return f"{_box('fidelity-table', f'<table>{rows}</table>')}{wtable}"
 
 
 def render(summary: dict, images: dict[str, bytes], meta: dict, text: str = "") -> str:
@@ -224,6 +262,8 @@ def render(summary: dict, images: dict[str, bytes], meta: dict, text: str = "") 
 <p class="muted">started {_e(when)} · {summary['recorded']:,} records · {summary['overall']['requests']:,} measured
 (warm-up {scope}) · generated {_e(time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()))}</p>
 {warn}
+<h2>Verdict: was the schedule kept, were the thresholds met?</h2>
+{_verdict(summary)}
 <h2>Summary</h2>
 {_rates(summary)}
 {_group_table(summary)}

@@ -33,6 +33,8 @@ from replayer.jsonfile import read_json
 ERROR_NAMES = list(_pacer.ERROR_KINDS)
 ErrorKind = enum.IntEnum("ErrorKind", {name.upper(): i for i, name in enumerate(ERROR_NAMES)})
 PHASES = ["warmup", "measure"]
+# Why a request left when it did (the pacer's order): a record's late_cause indexes this list.
+LATE_CAUSES = list(_pacer.LATE_CAUSES)
 OK = ERROR_NAMES.index("ok")
 STATUS = ERROR_NAMES.index("status")
 MEASURE = PHASES.index("measure")
@@ -63,8 +65,14 @@ DEFINITIONS = {
              "sent: those sent, answered: those answered successfully; every group is divided "
              "by the duration of all the requests counted",
     "fidelity": "lag percentiles of sent requests, shares of sends later than 100 µs, 1 ms "
-                "and 10 ms, share never sent; kept when every request was sent and lag p99 <= "
-                "max(1 ms, 10% of the mean gap between scheduled sends)",
+                "and 10 ms, share never sent",
+    "verdict": "the schedule was kept when lag p99 (of the requests counted) <= max_lag_ns "
+               "(--max-lag; default max(1 ms, 10% of the mean gap between one worker's sends: "
+               "workers / intended rate)) and lost (requests of the run never sent, plus "
+               "scheduled requests without a record) <= --max-lost (default 0); late: counted "
+               "sends with lag > max_lag_ns, by their records' late_cause (none: unknown)",
+    "thresholds": "each --threshold over the requests counted: value (ns, a share, req/s or "
+                  "a count), met; no value (no such requests) is not met",
     "units": "nanoseconds for every *_ns value, seconds for *_s, requests per second for rates",
 }
 
@@ -110,25 +118,27 @@ _INTS = (("event", np.int64, 0), ("worker", np.int16, 0), ("cls", np.int16, -1),
          ("bytes_in", np.int64, 0))
 _NULLABLE = (("sent_ns", "has_sent"), ("done_ns", "has_done"))
 _DICTIONARIES = (("target", "targets", np.int32), ("phase", "phases", np.int8),
-                 ("error", "errors", np.int8))
+                 ("error", "errors", np.int8), ("late_cause", "late_causes", np.int8))
 
 
 class Columns:
     """Records as numpy arrays, one per column, nulls as masks. Attributes (None where the
     source lacked the column): n; event, worker, cls (-1: none), scheduled_ns, status,
     bytes_out, bytes_in; sent_ns and done_ns (0 where null) with has_sent and has_done;
-    target, phase and error as codes into the lists targets, phases (PHASES) and errors
-    (ERROR_NAMES, then any name this version does not know)."""
+    target, phase, error and late_cause as codes into the lists targets, phases (PHASES),
+    errors (ERROR_NAMES, then any name this version does not know) and late_causes
+    (LATE_CAUSES, the same)."""
 
     FIELDS = ("event", "worker", "target", "cls", "phase", "scheduled_ns", "sent_ns", "done_ns",
-              "has_sent", "has_done", "status", "error", "bytes_out", "bytes_in")
+              "has_sent", "has_done", "status", "error", "bytes_out", "bytes_in", "late_cause")
 
     def __init__(self, n: int, targets: list[str] | None = None, phases: list[str] | None = None,
-                 errors: list[str] | None = None, **arrays):
+                 errors: list[str] | None = None, late_causes: list[str] | None = None, **arrays):
         self.n = n
         self.targets = [] if targets is None else targets
         self.phases = PHASES if phases is None else phases
         self.errors = ERROR_NAMES if errors is None else errors
+        self.late_causes = LATE_CAUSES if late_causes is None else late_causes
         for name in self.FIELDS:
             setattr(self, name, arrays.get(name))
 
@@ -140,7 +150,8 @@ class Columns:
         have = set(data.schema.names)
         arrays = {}
         names = {"targets": [] if targets is None else targets, "phases": list(PHASES),
-                 "errors": list(ERROR_NAMES) if errors is None else errors}
+                 "errors": list(ERROR_NAMES) if errors is None else errors,
+                 "late_causes": list(LATE_CAUSES)}
         for field, listed, dtype in _DICTIONARIES:
             if field in have:
                 arrays[field] = _codes(data.column(field), names[listed], dtype)
@@ -174,7 +185,7 @@ class Columns:
         n = int(np.count_nonzero(where)) if where.dtype == bool else len(where)
         arrays = {name: getattr(self, name)[where] for name in self.FIELDS
                   if getattr(self, name) is not None}
-        return Columns(n, self.targets, self.phases, self.errors, **arrays)
+        return Columns(n, self.targets, self.phases, self.errors, self.late_causes, **arrays)
 
     @staticmethod
     def concat(parts: list["Columns"]) -> "Columns":
@@ -182,7 +193,8 @@ class Columns:
         first = parts[0]
         arrays = {name: np.concatenate([getattr(p, name) for p in parts]) for name in first.FIELDS
                   if getattr(first, name) is not None}
-        return Columns(sum(p.n for p in parts), first.targets, first.phases, first.errors, **arrays)
+        return Columns(sum(p.n for p in parts), first.targets, first.phases, first.errors,
+                       first.late_causes, **arrays)
 
     # -- what the records mean ------------------------------------------------------------
     @property

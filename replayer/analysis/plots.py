@@ -3,6 +3,9 @@
 latency_over_time  latency percentile bands per time bin (by send time), log scale
 rate_over_time     intended vs sent requests per second (and successful completions)
 send_lag           send-lag histogram and CDF, with the 100 µs and 1 ms marks
+lag_over_time      send lag over time (p50, p99, max per time bin) and every late send as a
+                   dot coloured by its cause (a CPU stall, a connection wait, ...), the
+                   verdict's max lag as a line
 latency_cdf        latency CDF per endpoint and its tail (1 - CDF), log scales
 errors_over_time   requests that failed per second, stacked by error kind
 Times on the x axes are seconds since the run's start.
@@ -17,6 +20,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogFormatter  # noqa: E402
+
+from replayer.analysis import fmt  # noqa: E402
 
 NICE_BINS_S = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600]
 MAX_BINS = 150
@@ -152,6 +157,51 @@ def send_lag(lag_ns: np.ndarray) -> bytes:
     return _png(fig)
 
 
+# Each cause of a late send (stats.CAUSES) in its own colour.
+CAUSE_COLOURS = {"stall": "tab:red", "connection": "tab:orange", "inflight": "tab:purple",
+                 "burst": "tab:blue", "unknown": "0.45"}
+MAX_LATE_DOTS = 20_000
+
+
+def lag_over_time(t_s: np.ndarray, lag_ns: np.ndarray, cause: np.ndarray | None,
+                  max_lag_ns: float, width: float, nbins: int) -> bytes:
+    """Send lag (µs, log) by scheduled time: per-bin p50, p99 and max of every send, and each
+    send later than max_lag_ns as a dot coloured by its cause (`cause`: stats.CAUSES names,
+    None where the records do not say). At most MAX_LATE_DOTS dots: those of the largest lags."""
+    fig, ax = plt.subplots(figsize=_FIGSIZE)
+    if lag_ns.size == 0:
+        _empty(ax, "no request was sent")
+    else:
+        us = np.maximum(lag_ns, 1) / 1e3
+        bins = np.clip((t_s / width).astype(np.int64), 0, nbins - 1)
+        p = binned_percentiles(bins, us, nbins, (50, 99, 100))
+        x = (np.arange(nbins) + 0.5) * width
+        ax.plot(x, p[0], color="0.3", lw=1, drawstyle="steps-mid", label="p50")
+        ax.plot(x, p[1], color="black", lw=1.2, drawstyle="steps-mid", label="p99")
+        ax.plot(x, p[2], color="0.6", lw=0.8, ls="--", drawstyle="steps-mid", label="max")
+        late = np.flatnonzero(lag_ns > max_lag_ns)
+        names = np.full(late.size, "unknown", object) if cause is None else cause[late]
+        keep = (np.sort(np.argsort(lag_ns[late], kind="stable")[-MAX_LATE_DOTS:])
+                if late.size > MAX_LATE_DOTS else slice(None))
+        for name, colour in CAUSE_COLOURS.items():
+            mine = names == name
+            dots = late[keep][mine[keep]]
+            if dots.size:
+                ax.scatter(t_s[dots], us[dots], s=8, color=colour, alpha=0.8, linewidths=0,
+                           zorder=3, label=f"late: {name} ({int(np.count_nonzero(mine)):,})")
+        ax.axhline(max_lag_ns / 1e3, color="tab:red", ls=":", lw=1)
+        ax.text(0, max_lag_ns / 1e3, f" max lag {fmt.duration(max_lag_ns)}", color="tab:red",
+                fontsize=8, va="bottom")
+        ax.set_yscale("log")
+        ax.legend(loc="upper right", fontsize=8, ncol=3)
+    ax.set_title(f"Send lag over time ({width:g} s bins by scheduled time), late sends by cause")
+    ax.set_xlabel("time since start (s)")
+    ax.set_ylabel("lag: sent - scheduled (µs)")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def latency_cdf(series: dict[str, np.ndarray]) -> bytes:
     """series: label -> latencies in ms (the first is drawn thicker: overall)."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=_FIGSIZE)
@@ -243,6 +293,14 @@ def make_all(c, summary: dict) -> dict[str, bytes]:
                                          rel(c.done_ns[ok]), width, nbins),
         "send_lag": send_lag(c.lag),
     }
+    sent = c.sent
+    causes = None
+    if c.late_cause is not None:
+        names = np.array([n if n in CAUSE_COLOURS else "unknown" for n in c.late_causes] + ["unknown"],
+                         object)
+        causes = names[c.late_cause[sent]]          # -1 (null) takes the last: unknown
+    images["lag_over_time"] = lag_over_time(rel(c.scheduled_ns[sent]), c.lag, causes,
+                                            summary["verdict"]["max_lag_ns"], width, nbins)
     series = {"all endpoints": lat_ms}
     by_count = sorted(((int(np.count_nonzero(c.target[ok] == t)), t) for t in range(len(c.targets))),
                       reverse=True)

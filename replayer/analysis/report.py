@@ -24,15 +24,19 @@ from replayer.analysis import fmt, stats
 from replayer.analysis.failures import read_failures
 from replayer.analysis.model import (DURATIONS, ERROR_NAMES, Columns, Counts, class_table,
                                      run_metadata, scheduled_requests)
-from replayer.analysis.records import iter_batches
-from replayer.analysis.summary import (document, format_failures, format_rate_line,
-                                       format_verdict, group, span_ns)
-from replayer.errors import InputError
+from replayer.analysis.records import iter_batches, record_files
+from replayer.analysis.summary import (LateSends, all_failed_warning, document, format_failures,
+                                       format_late, format_rate_line, format_stalls_line,
+                                       format_threshold, format_verdict, goal_failures, group,
+                                       max_lag_ns, span_ns, workers_of)
+from replayer.analysis.thresholds import Goals, evaluate, parse_duration_ns, parse_thresholds
+from replayer.errors import InputError, RunError
 from replayer.jsonfile import read_json
 from replayer.options import opt
 
+# late_cause where the records have it (those of older runs do not).
 NEEDED_COLUMNS = ["worker", "target", "cls", "phase", "scheduled_ns", "sent_ns", "done_ns",
-                  "status", "error"]
+                  "status", "error", "late_cause"]
 
 
 @dataclass
@@ -48,10 +52,34 @@ class ReportOptions:
     no_plots: bool = opt(False, "skip the PNG plots and the HTML report", action="store_true")
     json: bool = opt(False, "print summary.json to stdout instead of the table", action="store_true")
     hdr_interval: float = opt(1.0, "interval length of the HdrHistogram logs, seconds", metavar="S")
+    threshold: list[str] = opt(None, "judge the run by this threshold instead of those it was "
+                               "run with, e.g. 'latency.p99<500ms', 'errors<1%%' (repeatable; "
+                               "see docs/report.md); one not met exits 5", default_factory=list,
+                               metavar="EXPR")
+    max_lag: str | None = opt(None, "the verdict's send-lag p99 limit, e.g. 2ms (default: the "
+                              "run's --max-lag)", metavar="DURATION")
+    max_lost: int | None = opt(None, "requests the verdict allows lost (default: the run's "
+                               "--max-lost)", metavar="N")
+    strict: bool = opt(False, "exit 5 when the schedule was not kept or every request failed",
+                       action="store_true")
 
     def __post_init__(self):
         if not self.hdr_interval > 0:
             raise InputError(f"--hdr-interval {self.hdr_interval}: must be more than 0 seconds")
+        if self.max_lag is not None:
+            parse_duration_ns(self.max_lag, "--max-lag")
+        if self.max_lost is not None and self.max_lost < 0:
+            raise InputError(f"--max-lost {self.max_lost}: must be 0 or more")
+        parse_thresholds(self.threshold)
+
+    def goals(self, meta: dict) -> Goals:
+        """The run's goals (run.json), with what this report was told instead."""
+        run = Goals.from_options(meta.get("options"))
+        max_lag = None if self.max_lag is None else parse_duration_ns(self.max_lag, "--max-lag")
+        return Goals(
+            max_lag_ns=run.max_lag_ns if max_lag is None else max_lag,
+            max_lost=run.max_lost if self.max_lost is None else self.max_lost,
+            thresholds=parse_thresholds(self.threshold) if self.threshold else run.thresholds)
 
 
 @dataclass
@@ -109,12 +137,12 @@ def _poisson_declared(meta: dict) -> bool:
 POISSON_DETECT_D = 0.02
 
 
-def fidelity(c: Columns, counted: Counts, meta: dict, origin_ns: int,
-             intended_rate: float | None) -> dict:
-    """How closely the run followed its schedule: how late requests were sent, how many never
-    were, and the verdict (stats.lag_fidelity). For a Poisson schedule the KS distance of its
-    own gaps from exponential is added as information; it never decides the verdict."""
-    out = stats.lag_fidelity(c.lag, counted.never_sent, c.n, intended_rate)
+def fidelity(c: Columns, counted: Counts, meta: dict, origin_ns: int) -> dict:
+    """How closely the run followed its schedule: how late requests were sent and how many
+    never were (stats.lag_fidelity; the verdict is the summary's). For a Poisson schedule the
+    KS distance of its own gaps from exponential is added as information; it never decides
+    the verdict."""
+    out = stats.lag_fidelity(c.lag, counted.never_sent, c.n)
     by_worker = {}
     for w in np.unique(c.worker).tolist():
         lag = c.duration("lag_ns", c.worker == w)
@@ -135,21 +163,38 @@ def fidelity(c: Columns, counted: Counts, meta: dict, origin_ns: int,
     return out
 
 
-def summarize(table: pa.Table, run_meta: dict, include_warmup: bool = False) -> dict:
+def summarize(table: pa.Table, run_meta: dict, include_warmup: bool = False,
+              goals: Goals | None = None) -> dict:
     """The report's summary of a table of records (records.read_records)."""
     cols = Columns.decode(table)
     c = cols if include_warmup else cols.subset(cols.measured)
-    return summarize_columns(c, Counts().add(cols), run_meta or {}, include_warmup)
+    workers = len(np.unique(cols.worker)) if cols.worker is not None and cols.n else 1
+    return summarize_columns(c, Counts().add(cols), run_meta or {}, include_warmup, goals=goals,
+                             workers=workers)
 
 
 def summarize_columns(c: Columns, every: Counts, meta: dict, include_warmup: bool,
-                      messages: dict | None = None, problems: list[str] | None = None) -> dict:
+                      messages: dict | None = None, problems: list[str] | None = None,
+                      goals: Goals | None = None, workers: int = 1,
+                      worker_stats: list[dict] | None = None) -> dict:
     """The summary document (summary.document) of the requests in c, out of the records
     `every` counts, extended with targets, classes and fidelity; `messages`: the failure
-    messages the workers kept (failures.read_failures)."""
+    messages the workers kept (failures.read_failures). Judged against `goals` (default:
+    run.json's options); `workers`: how many the run had where run.json does not say;
+    `worker_stats`: the run's summary.json workers (their stall counters)."""
+    goals = Goals.from_options(meta.get("options")) if goals is None else goals
+    workers = workers_of(meta, workers)
+    scheduled = scheduled_requests(meta)
     counted = Counts().add(c)
-    summary = document(every, counted, distributions(c), meta, scheduled_requests(meta),
-                       include_warmup, messages or {}, [] if problems is None else problems)
+    late = LateSends(max_lag_ns(goals, every, scheduled, workers))
+    late.add(c)
+    classes = class_table(meta)
+    summary = document(every, counted, distributions(c), meta, scheduled,
+                       include_warmup, messages or {}, [] if problems is None else problems,
+                       goals=goals, workers=workers, late=late,
+                       thresholds=evaluate(goals.thresholds, c, [k["name"] for k in classes],
+                                           include_warmup),
+                       worker_stats=worker_stats)
     duration = span_ns(counted)
     summary["targets"] = {}
     for t, name in enumerate(c.targets):
@@ -157,7 +202,6 @@ def summarize_columns(c: Columns, every: Counts, meta: dict, include_warmup: boo
         if mask.any():
             sub = c.subset(mask)
             summary["targets"][name] = group(Counts().add(sub), distributions(sub), duration)
-    classes = class_table(meta)
     summary["classes"] = {}
     for k in np.unique(c.cls).tolist():
         if k < 0:
@@ -170,8 +214,7 @@ def summarize_columns(c: Columns, every: Counts, meta: dict, include_warmup: boo
             g["slo_attainment"] = int(np.count_nonzero(sub.latency_intended <= slo)) / sub.n
             g["slo_attainment_from_sent"] = int(np.count_nonzero(sub.latency <= slo)) / sub.n
         summary["classes"][info["name"]] = g
-    summary["fidelity"] = fidelity(c, counted, meta, summary["start_ns"],
-                                   summary["overall"]["rates"]["intended"])
+    summary["fidelity"] = fidelity(c, counted, meta, summary["start_ns"])
     return summary
 
 
@@ -192,7 +235,7 @@ def format_summary(summary: dict) -> str:
     overall = summary["overall"]
     lines.append(f"{overall['requests']:,} requests measured ({scope}) of {summary['recorded']:,} records")
     rate = format_rate_line(overall["rates"], overall["requests"], overall["sent"],
-                            summary["fidelity"].get("verdict"))
+                            summary["verdict"])
     if rate:
         lines.append(rate)
     head = ["", "requests", "ok", "intended/s", "sent/s", "answered/s", "lag p99", "p50", "p90",
@@ -223,7 +266,14 @@ def format_summary(summary: dict) -> str:
         failures = overall.get("failures")
         lines += (format_failures(failures, bare=True) if failures else
                   [f"  {k} {v:,}" for k, v in sorted(bad.items(), key=lambda kv: -kv[1])])
+    lines += format_judgement(summary)
     lines.append(format_fidelity(summary["fidelity"], summary.get("lost")))
+    stalls = format_stalls_line(summary.get("workers") or [])
+    if stalls:
+        lines.append(stalls)
+    failed = all_failed_warning(summary)
+    if failed:
+        lines.append(f"warning: {failed}")
     if summary.get("tls_verified") is False:
         lines.append("warning: TLS certificates were NOT verified in this run (--insecure)")
     for problem in summary.get("problems") or []:
@@ -231,11 +281,32 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def format_judgement(summary: dict) -> list[str]:
+    """The verdict, the late sends by cause (a table), the advice and the thresholds."""
+    v = summary["verdict"]
+    lines = [f"verdict: {format_verdict(v)}"]
+    causes = v.get("late_by_cause")
+    if v.get("late") and causes is not None:
+        sent = summary["overall"]["sent"]
+        lines.append(f"  late sends (lag > {fmt.duration(v['max_lag_ns'])}): {v['late']:,} of "
+                     f"{sent:,} sent ({fmt.share(v['late'] / sent if sent else None)}), by cause:")
+        width = max(len(c) for c in causes)
+        lines += [f"    {c.ljust(width)}  {n:>10,}  {fmt.share(n / v['late']):>7}"
+                  for c, n in causes.items()]
+    elif v.get("late"):
+        lines.append(f"  {format_late(v)}")
+    lines += [f"  advice: {a}" for a in v.get("advice") or []]
+    thresholds = summary.get("thresholds") or []
+    if thresholds:
+        lines.append("thresholds:")
+        lines += [f"  {format_threshold(t)}" for t in thresholds]
+    return lines
+
+
 def format_fidelity(f: dict, lost: int | None = None) -> str:
     """The fidelity check's lines; `lost`: scheduled requests without a record."""
     lag = f["lag"]
-    lines = [f"fidelity: schedule {format_verdict(f['verdict'], lag['p99'], f['late_1ms'])}",
-             f"          send lag p50 {fmt.duration(lag['p50'])}, p99 {fmt.duration(lag['p99'])}, "
+    lines = [f"fidelity: send lag p50 {fmt.duration(lag['p50'])}, p99 {fmt.duration(lag['p99'])}, "
              f"p99.9 {fmt.duration(lag['p99.9'])}, max {fmt.duration(lag['max'])} "
              f"({f['sent']:,} of {f['requests']:,} measured requests sent); sends later than "
              f"100µs {fmt.share(f['late_100us'])}, 1ms {fmt.share(f['late_1ms'])}, "
@@ -266,13 +337,26 @@ def _jsonable(obj):
     return obj
 
 
-def build_report(run_dir, include_warmup: bool = False) -> tuple[dict, Columns, dict]:
-    """The report's summary of a run directory, the columns it was computed from, run.json."""
+def run_worker_stats(run_dir: Path) -> list[dict] | None:
+    """The workers' counters the run wrote in its summary.json (None without them)."""
+    try:
+        saved = json.loads((Path(run_dir) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    workers = saved.get("workers") if isinstance(saved, dict) else None
+    return workers if isinstance(workers, list) else None
+
+
+def build_report(run_dir, include_warmup: bool = False,
+                 goals: Goals | None = None) -> tuple[dict, Columns, dict]:
+    """The report's summary of a run directory, the columns it was computed from, run.json;
+    judged against `goals` (default: the run's own, from run.json)."""
     run_dir = Path(run_dir)
     meta = run_metadata(run_dir)
     cols, every, problems = load_columns(run_dir, include_warmup)
     summary = summarize_columns(cols, every, meta, include_warmup, read_failures(run_dir, problems),
-                                problems)
+                                problems, goals=goals, workers=len(record_files(run_dir)),
+                                worker_stats=run_worker_stats(run_dir))
     summary["run_dir"] = str(run_dir)
     return _jsonable(summary), cols, meta
 
@@ -313,7 +397,8 @@ def write_hdr_logs(c: Columns, summary: dict, out_dir: Path, interval_s: float) 
 
 def report_command(options: ReportOptions) -> int:
     run_dir = Path(options.run_dir)
-    summary, cols, meta = build_report(run_dir, options.include_warmup)
+    summary, cols, meta = build_report(run_dir, options.include_warmup,
+                                       options.goals(run_metadata(run_dir)))
     out_dir = Path(options.out) if options.out else run_dir / "report"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -340,6 +425,11 @@ def report_command(options: ReportOptions) -> int:
         print(f"report: {out_dir} ({', '.join(p.name for p in written)})")
     for problem in summary["problems"]:
         print(f"replayer report: warning: {problem}", file=sys.stderr)
+    # The run's own thresholds are shown; only those given here (and --strict) decide the exit.
+    judged = goal_failures(summary if options.threshold else {**summary, "thresholds": []},
+                           options.strict)
+    if judged:
+        raise RunError("report: " + "; ".join(judged), exit_code=5)
     return 0
 
 
@@ -371,28 +461,63 @@ def _summary_for(run_dir, include_warmup: bool) -> dict:
         raise
 
 
+def _verdict_of(summary: dict) -> dict:
+    return summary.get("verdict") or {}
+
+
+def _thresholds_met(summary: dict) -> str | None:
+    results = summary.get("thresholds") or []
+    return f"{sum(t['met'] for t in results)} of {len(results)}" if results else None
+
+
+# The verdict side by side: whole summaries, not groups.
+VERDICT_METRICS = [
+    ("schedule", lambda s: None if "kept" not in _verdict_of(s) else
+     "kept" if _verdict_of(s)["kept"] else "NOT kept"),
+    ("max lag", lambda s: _verdict_of(s).get("max_lag_ns")),
+    ("lag p99", lambda s: _verdict_of(s).get("lag_p99_ns")),
+    ("lost", lambda s: _verdict_of(s).get("lost")),
+    ("late sends", lambda s: _verdict_of(s).get("late")),
+    *[(f"late: {c}", (lambda c: lambda s: (_verdict_of(s).get("late_by_cause") or {}).get(c))(c))
+      for c in stats.CAUSES],
+    ("thresholds met", _thresholds_met),
+]
+
+
+def _row(group: str, metric: str, va, vb) -> dict:
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (va, vb))
+    ratio = vb / va if numeric and va != 0 else None
+    return {"group": group, "metric": metric, "a": va, "b": vb, "ratio": ratio}
+
+
 def compare(a: dict, b: dict) -> list[dict]:
-    """Rows (group, metric, a, b, ratio b/a) over the groups both summaries have."""
+    """Rows (group, metric, a, b, ratio b/a): the verdict, then the groups both summaries
+    have."""
+    rows = []
+    for metric, get in VERDICT_METRICS:
+        va, vb = get(a), get(b)
+        if va is not None or vb is not None:
+            rows.append(_row("verdict", metric, va, vb))
     groups = [("overall", a["overall"], b["overall"])]
     for kind in ("targets", "classes"):
         for name in a.get(kind, {}):
             if name in b.get(kind, {}):
                 groups.append((f"{kind[:-1]} {name}", a[kind][name], b[kind][name]))
-    rows = []
     for label, ga, gb in groups:
         for metric, get in COMPARE_METRICS:
             va, vb = get(ga), get(gb)
             if va is None and vb is None:
                 continue
-            ratio = (vb / va) if (va not in (None, 0) and vb is not None) else None
-            rows.append({"group": label, "metric": metric, "a": va, "b": vb, "ratio": ratio})
+            rows.append(_row(label, metric, va, vb))
     return rows
 
 
 def _fmt_value(metric: str, v) -> str:
     if v is None:
         return "-"
-    if metric.startswith(("lag", "latency")):
+    if isinstance(v, str):
+        return v
+    if metric.startswith(("lag", "latency", "max lag")):
         return fmt.duration(v)
     if metric in ("ok share", "SLO attainment"):
         return fmt.share(v)
@@ -401,7 +526,9 @@ def _fmt_value(metric: str, v) -> str:
     return f"{v:,}"
 
 
-def format_compare(rows: list[dict], name_a: str, name_b: str) -> str:
+def format_compare(rows: list[dict], name_a: str, name_b: str,
+                   verdicts: tuple[dict, dict] | None = None) -> str:
+    """The side-by-side table; `verdicts` (A's and B's summaries' verdicts) add their lines."""
     table = [["", "", "A", "B", "B/A"]]
     last = None
     for r in rows:
@@ -414,6 +541,9 @@ def format_compare(rows: list[dict], name_a: str, name_b: str) -> str:
     for r in table:
         lines.append("  ".join([r[0].ljust(widths[0]), r[1].ljust(widths[1])] +
                                [r[i].rjust(widths[i]) for i in range(2, 5)]).rstrip())
+    for name, v in zip("AB", verdicts or ()):
+        if "kept" in v:
+            lines.append(f"{name}: {format_verdict(v)}")
     return "\n".join(lines)
 
 
@@ -422,7 +552,8 @@ def compare_command(options: CompareOptions) -> int:
     b = _summary_for(options.run_b, options.include_warmup)
     rows = compare(a, b)
     if options.json:
-        print(json.dumps({"a": options.run_a, "b": options.run_b, "rows": _jsonable(rows)}, indent=1))
+        print(json.dumps({"a": options.run_a, "b": options.run_b, "rows": _jsonable(rows),
+                          "verdicts": [_verdict_of(a), _verdict_of(b)]}, indent=1))
     else:
-        print(format_compare(rows, options.run_a, options.run_b))
+        print(format_compare(rows, options.run_a, options.run_b, (_verdict_of(a), _verdict_of(b))))
     return 0

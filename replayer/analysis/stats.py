@@ -1,8 +1,11 @@
-"""Exact statistics from records: percentiles, rates, schedule fidelity.
+"""Exact statistics from records: percentiles, rates, schedule fidelity and the verdict.
 
 Rates (one definition, see `rates`): requests per second of the schedule's duration. Fidelity
 (`lag_fidelity`): how late requests were sent against their schedule, and whether every one
-was sent; a schedule counts as kept when lag p99 stays within `kept_lag_limit_ns`.
+was sent. The verdict (`schedule_verdict`, the one definition): the schedule was kept when
+send lag p99 stays within --max-lag (default `kept_lag_limit_ns`) and no more than
+--max-lost requests were lost; when it was not, the causes of the late sends (the records'
+late_cause) say why, and the advice fits the main one.
 
 Percentile definition: nearest rank (numpy ``method="inverted_cdf"``, Hyndman & Fan type 1).
 The p-th percentile is the smallest recorded value v such that at least p% of the values are
@@ -23,10 +26,10 @@ PERCENTILE_METHOD = "inverted_cdf"
 
 # Send-lag thresholds of the fidelity check, in nanoseconds.
 LATE_THRESHOLDS_NS = {"late_100us": 100_000, "late_1ms": 1_000_000, "late_10ms": 10_000_000}
-# A schedule was kept when every request was sent and send lag p99 is at most the larger of
-# KEPT_LAG_FLOOR_NS and KEPT_LAG_GAP_SHARE of the mean gap between scheduled sends: a sender
-# this close to its schedule delivers the intended arrival process (equidistant, Poisson or
-# a trace's own), whatever a test of the gaps' shape would say.
+# By default a schedule was kept when every request was sent and send lag p99 is at most the
+# larger of KEPT_LAG_FLOOR_NS and KEPT_LAG_GAP_SHARE of the mean gap between one worker's
+# sends: a sender this close to its schedule delivers the intended arrival process
+# (equidistant, Poisson or a trace's own), whatever a test of the gaps' shape would say.
 KEPT_LAG_FLOOR_NS = 1_000_000
 KEPT_LAG_GAP_SHARE = 0.1
 
@@ -162,7 +165,7 @@ class StreamedPercentiles:
         return self.result
 
 
-def _exact_sum(values: np.ndarray) -> int:
+def exact_sum(values: np.ndarray) -> int:
     """The sum of int64 values as a Python int, without int64 overflow (fewer than 2**31
     values): high and low 32 bits summed apart."""
     return (int((values >> 32).sum()) << 32) + int((values & 0xFFFFFFFF).sum())
@@ -185,7 +188,7 @@ def distribution(values_ns: np.ndarray) -> dict:
     values_ns = np.asarray(values_ns, dtype=np.int64)
     if values_ns.size == 0:
         return _described(0, 0, None, ())
-    return _described(values_ns.size, _exact_sum(values_ns), int(values_ns.min()),
+    return _described(values_ns.size, exact_sum(values_ns), int(values_ns.min()),
                       percentiles(values_ns))
 
 
@@ -206,7 +209,7 @@ class StreamedDistribution:
         values = np.asarray(values, dtype=np.int64)
         if self.percentiles.passes == 0 and values.size:
             self.count += values.size
-            self.total += _exact_sum(values)
+            self.total += exact_sum(values)
             low = int(values.min())
             self.min = low if self.min is None else min(self.min, low)
         self.percentiles.add(values)
@@ -240,34 +243,180 @@ def rates(scheduled: int, sent: int, answered: int, duration_ns: float | None) -
             "duration_s": duration_ns / 1e9}
 
 
-def kept_lag_limit_ns(intended_rate: float | None) -> float:
-    """The send-lag p99 a kept schedule stays within (see KEPT_LAG_FLOOR_NS)."""
+def kept_lag_limit_ns(intended_rate: float | None, workers: int = 1) -> int:
+    """--max-lag's default: the larger of KEPT_LAG_FLOOR_NS and KEPT_LAG_GAP_SHARE of the
+    mean gap between one worker's sends. Each worker sends every workers-th request, so the
+    gap it sees is `workers` times the schedule's mean gap (1 / intended_rate)."""
     if not intended_rate:
         return KEPT_LAG_FLOOR_NS
-    return max(KEPT_LAG_FLOOR_NS, KEPT_LAG_GAP_SHARE * 1e9 / intended_rate)
+    return int(max(KEPT_LAG_FLOOR_NS, KEPT_LAG_GAP_SHARE * max(workers, 1) * 1e9 / intended_rate))
+
+
+# The causes a late send is counted under: the records' late_cause names (model.LATE_CAUSES)
+# but "none", which counts as "unknown".
+CAUSES = ("stall", "connection", "inflight", "burst", "unknown")
+CAUSE_WORDS = {"stall": "during CPU stalls", "connection": "waiting for a connection",
+               "inflight": "held at the in-flight bound", "burst": "behind earlier sends (burst)",
+               "unknown": "of unknown cause"}
+
+
+def count_causes(codes: np.ndarray, names) -> dict[str, int]:
+    """Late sends by cause (CAUSES), from their late_cause codes into `names`."""
+    out = dict.fromkeys(CAUSES, 0)
+    if codes.size:
+        found = np.bincount(codes[codes >= 0].astype(np.intp), minlength=len(names))
+        for name, n in zip(names, found.tolist()):
+            key = name if name in out else "unknown"
+            out[key] += int(n)
+        out["unknown"] += int(np.count_nonzero(codes < 0))
+    return out
+
+
+def _percent(part: int, whole: int) -> str:
+    share = 100 * part / whole
+    return "<1%" if 0 < share < 1 else f"{share:.0f}%"
+
+
+def _causes_text(late_by_cause: dict[str, int]) -> str:
+    """'62% of late sends during CPU stalls, 30% waiting for a connection'."""
+    total = sum(late_by_cause.values())
+    ranked = [(n, c) for c, n in late_by_cause.items() if n]
+    ranked.sort(key=lambda nc: (-nc[0], CAUSES.index(nc[1])))
+    parts = [f"{_percent(n, total)}{' of late sends' if i == 0 else ''} {CAUSE_WORDS[c]}"
+             for i, (n, c) in enumerate(ranked)]
+    return ", ".join(parts)
+
+
+def main_cause(late_by_cause: dict[str, int] | None) -> str | None:
+    """The cause of most late sends (the first in CAUSES on a tie), None without any."""
+    if not late_by_cause or not any(late_by_cause.values()):
+        return None
+    return max(CAUSES, key=lambda c: (late_by_cause.get(c, 0), -CAUSES.index(c)))
+
+
+def stall_words(workers: list[dict] | None) -> str:
+    """' (worker 1 lost its CPU 27 times a second for over 50µs, for up to 9.1ms)' from the
+    workers' stall counters in summary.json, '' when they have none."""
+    stalled = [w for w in workers or () if (w.get("stalls") or {}).get("count")]
+    if not stalled:
+        return ""
+    worst = max(stalled, key=lambda w: w["stalls"].get("longest_ns") or 0)
+    s = worst["stalls"]
+    per_s = s.get("per_s")
+    often = f" {per_s:.0f} times a second" if per_s else f" {s['count']:,} times"
+    return (f" (worker {worst.get('worker', '?')} lost its CPU{often} for over "
+            f"{fmt.duration(s.get('threshold_ns'))}, for up to {fmt.duration(s.get('longest_ns'))})")
+
+
+QUIET_CPU = ("give the workers a quiet CPU (isolcpus=, nohz_full=, rcu_nocbs=, interrupts "
+             "moved off, the performance governor) or a dedicated or bigger machine; see "
+             "docs/quiet-machine.md")
+
+
+def _cause_advice(cause: str, options: dict, workers: int, worker_stats: list[dict] | None) -> str:
+    if cause == "stall":
+        return f"late sends came during CPU stalls{stall_words(worker_stats)}: {QUIET_CPU}"
+    if cause == "connection":
+        now = options.get("connections")
+        return ("late sends waited for a free connection: raise --connections"
+                + (f" (now {now} per host per worker)" if now else "")
+                + ", or the target answers too slowly for this rate")
+    if cause == "inflight":
+        now = options.get("max_inflight")
+        return ("late sends were held at the in-flight bound: raise --max-inflight"
+                + (f" (now {now:,})" if isinstance(now, int) else "")
+                + ", or the target answers too slowly for this rate")
+    if cause == "burst":
+        return ("late sends came behind earlier ones the worker was still sending (bursts): "
+                f"add workers (-workers, now {workers}) or slow the schedule (--time-scale)")
+    return ("the cause of most late sends is unknown: the worker saw no CPU stall, connection "
+            "wait, in-flight bound or burst for them")
+
+
+def _requests(n: int) -> str:
+    return f"{n:,} request{'s' if n != 1 else ''}"
+
+
+def _lost_advice(never: dict[str, int], missing: int, options: dict) -> list[str]:
+    out = []
+    for kind, n in never.items():
+        were = "were" if n != 1 else "was"
+        if kind == "overload":
+            bound = options.get("max_inflight")
+            out.append(f"{_requests(n)} {were} over --max-inflight"
+                       + (f" ({bound:,})" if isinstance(bound, int) else "")
+                       + " and never sent: raise it, or the target answers too slowly for this rate")
+        elif kind == "not_sent":
+            out.append(f"{_requests(n)} {were} not sent: the run stopped before they were due")
+        else:
+            out.append(f"{_requests(n)} never left ({kind}): see the failures above")
+    if missing:
+        out.append(f"{missing:,} scheduled request{'s have' if missing != 1 else ' has'} no "
+                   "record: a worker died or its records were damaged")
+    return out
 
 
 def schedule_verdict(requests: int, never_sent: dict[str, int], lag_p99_ns: float | None,
-                     intended_rate: float | None) -> dict:
-    """Was the schedule kept? Only if every request was sent and send lag p99 is within
-    kept_lag_limit_ns. `never_sent` counts the requests never sent, by error kind."""
-    limit = kept_lag_limit_ns(intended_rate)
+                     intended_rate: float | None, *, workers: int = 1,
+                     max_lag_ns: int | None = None, max_lag_default: bool | None = None,
+                     max_lost: int = 0, missing: int = 0,
+                     late: int | None = None, late_by_cause: dict[str, int] | None = None,
+                     options: dict | None = None, worker_stats: list[dict] | None = None) -> dict:
+    """Was the schedule kept? Only if send lag p99 is within max_lag_ns (None: its default,
+    kept_lag_limit_ns for `workers` workers; max_lag_default says which it is when the caller
+    worked the default out) and at most max_lost requests were lost: never
+    sent (`never_sent`, by error kind) or without a record (`missing`). `late`: sends later
+    than max_lag_ns, `late_by_cause` them by cause (None: the records do not say); with the
+    run's `options` (run.json) and `worker_stats` (summary.json workers, with their stall
+    counters), the advice fits the main cause."""
+    options = options or {}
+    limit = int(max_lag_ns) if max_lag_ns is not None else kept_lag_limit_ns(intended_rate, workers)
     never = {k: int(v) for k, v in sorted(never_sent.items(), key=lambda kv: -kv[1]) if v}
-    total = sum(never.values())
-    reasons = []
-    if total:
-        kinds = ", ".join(f"{k} {v:,}" for k, v in never.items())
-        reasons.append(f"{total:,} of {requests:,} requests never sent ({kinds})")
+    never_total = sum(never.values())
+    missing = max(int(missing or 0), 0)
+    lost = never_total + missing
+    reasons: list[str] = []
+    advice: list[str] = []
     if lag_p99_ns is not None and lag_p99_ns > limit:
-        reasons.append(f"send lag p99 {fmt.duration(lag_p99_ns)} over the {fmt.duration(limit)} limit")
-    return {"kept": not reasons, "lag_p99_limit_ns": int(limit), "never_sent": total,
-            "never_sent_by_kind": never, "reasons": reasons}
+        reason = f"lag p99 {fmt.duration(lag_p99_ns)} > {fmt.duration(limit)}"
+        if late_by_cause and any(late_by_cause.values()):
+            reason += f" ({_causes_text(late_by_cause)})"
+            total = sum(late_by_cause.values())
+            ranked = sorted((c for c in CAUSES if late_by_cause.get(c)),
+                            key=lambda c: (-late_by_cause[c], CAUSES.index(c)))
+            # The main cause, and any other behind at least a fifth of the late sends.
+            advice += [_cause_advice(c, options, workers, worker_stats) for i, c in enumerate(ranked)
+                       if i == 0 or late_by_cause[c] * 5 >= total]
+        elif late_by_cause is None:
+            advice.append("these records do not say why sends were late (written before "
+                          "replayer recorded late causes)")
+        reasons.append(reason)
+    if lost > max_lost:
+        parts = []
+        if never_total:
+            kinds = ", ".join(f"{k} {v:,}" for k, v in never.items())
+            parts.append(f"{never_total:,} of {requests:,} requests never sent ({kinds})")
+        if missing:
+            parts.append(f"{missing:,} without a record")
+        reason = ", ".join(parts)
+        if max_lost:
+            reason += f": {lost:,} lost > --max-lost {max_lost:,}"
+        reasons.append(reason)
+        advice += _lost_advice(never, missing, options)
+    return {"kept": not reasons, "reasons": reasons, "advice": advice,
+            "lag_p99_ns": None if lag_p99_ns is None else int(lag_p99_ns),
+            "max_lag_ns": limit,
+            "max_lag_default": max_lag_ns is None if max_lag_default is None else max_lag_default,
+            "workers": int(workers),
+            "lost": lost, "max_lost": int(max_lost), "never_sent": never_total,
+            "never_sent_by_kind": never, "missing": missing, "late": late,
+            "late_by_cause": late_by_cause, "main_cause": main_cause(late_by_cause)}
 
 
-def lag_fidelity(lag_ns: np.ndarray, never_sent: dict[str, int], requests: int,
-                 intended_rate: float | None) -> dict:
+def lag_fidelity(lag_ns: np.ndarray, never_sent: dict[str, int], requests: int) -> dict:
     """How closely sends followed the schedule: lag percentiles, the share of sent requests
-    later than each threshold, the share never sent, and the verdict (schedule_verdict)."""
+    later than each threshold, the share never sent (the verdict is the summary's own:
+    schedule_verdict)."""
     lag_ns = np.asarray(lag_ns)
     not_sent = sum(int(v) for v in never_sent.values())
     out = {"lag": distribution(lag_ns), "requests": int(requests), "sent": int(lag_ns.size),
@@ -275,7 +424,6 @@ def lag_fidelity(lag_ns: np.ndarray, never_sent: dict[str, int], requests: int,
     for key, threshold in LATE_THRESHOLDS_NS.items():
         out[key] = int(np.count_nonzero(lag_ns > threshold)) / lag_ns.size if lag_ns.size else None
     out["early"] = int(np.count_nonzero(lag_ns < 0))
-    out["verdict"] = schedule_verdict(requests, never_sent, out["lag"]["p99"], intended_rate)
     return out
 
 

@@ -5,7 +5,11 @@ the files it wrote) into the report's summary.json.
   scheduled, recorded, lost         requests this node scheduled, records read, the difference
   sent, ok, failed, errors          every record (warm-up included), errors by kind
   rates                             intended, sent, answered per second, duration_s (stats.rates)
-  schedule                          was the schedule kept (stats.schedule_verdict)
+  verdict                           was the schedule kept (stats.schedule_verdict: lag p99 within
+                                    --max-lag, at most --max-lost lost), the late sends by cause,
+                                    advice
+  thresholds                        each --threshold: expr, value, met, shown, reason
+  all_failed                        no request was answered ok
   failures                          per failure kind: count, first and most frequent messages
   include_warmup, start_ns, window_ns
   overall                           a group: the requests counted (warm-up excluded unless
@@ -14,9 +18,9 @@ the files it wrote) into the report's summary.json.
                                     (stats.distribution), SLO fields, failures
   tls_verified, definitions, problems
 
-The run adds workers, stopped, latf and trace; the report adds run_dir, targets and classes
-(groups), fidelity and files. Durations are nanoseconds; what each quantity is, is
-replayer.analysis.model's.
+The run adds workers (given to the summary: their stall counters word the advice), stopped,
+latf and trace; the report adds run_dir, targets and classes (groups), fidelity and files.
+Durations are nanoseconds; what each quantity is, is replayer.analysis.model's.
 
 The run's summary (summarize_run) is read in memory that does not grow with the run: its
 counts were taken as the records were drained (model.LiveCounts), and its percentiles are
@@ -30,16 +34,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
+
 from replayer.analysis import fmt, stats
 from replayer.analysis.failures import read_failures
 from replayer.analysis.model import (DEFINITIONS, DURATIONS, PHASES, Columns, Counts,
-                                     LiveCounts, run_metadata)
-from replayer.analysis.records import iter_batches
+                                     LiveCounts, class_table, run_metadata)
+from replayer.analysis.records import iter_batches, record_files
+from replayer.analysis.thresholds import Goals, ThresholdEvaluator
 
-# What the end-of-run passes read: enough for the percentiles...
-PASS_COLUMNS = ["phase", "error", "scheduled_ns", "sent_ns", "done_ns"]
+# What the end-of-run passes read: enough for the percentiles and the late sends' causes
+# (records written before late_cause existed lack it: read where present)...
+PASS_COLUMNS = ["phase", "error", "scheduled_ns", "sent_ns", "done_ns", "late_cause"]
 # ...and for counting, when the drain did not (a summary of a finished run directory).
 COUNT_COLUMNS = PASS_COLUMNS + ["status"]
+# What thresholds on a class or a target read besides.
+TAG_COLUMNS = ["target", "cls"]
 # The percentiles on the run's printed lines.
 LAG_SHOWN = ("p50", "p99", "p99.9", "max")
 LATENCY_SHOWN = ("p50", "p95", "p99", "p99.9")
@@ -71,22 +81,80 @@ def group(counts: Counts, distributions: dict[str, dict], duration_ns: float | N
     }
 
 
-def document(run: Counts, counted: Counts, distributions: dict[str, dict], meta: dict,
-             scheduled: int | None, include_warmup: bool, messages: dict,
-             problems: list[str]) -> dict:
-    """The summary document (see the module doc) from the counts of every record (`run`), of
-    the requests counted (`counted`), their distributions, run.json, how many requests were
-    scheduled (None: unknown), the failure messages (failures.read_failures) and the
-    problems met reading."""
-    # With no schedule size known, the records say how many requests there were.
+def run_rates(run: Counts, scheduled: int | None) -> dict:
+    """The run's rates (stats.rates) over every record; with no schedule size known, the
+    records say how many requests there were."""
     requests = run.requests if scheduled is None else scheduled
     duration = (stats.schedule_duration_ns(requests, run.first_scheduled_ns, run.last_scheduled_ns)
                 if run.requests else None)
-    rates = stats.rates(requests, run.sent, run.ok, duration)
+    return stats.rates(requests, run.sent, run.ok, duration)
+
+
+def workers_of(meta: dict, fallback: int) -> int:
+    """How many workers the run had: run.json's count, else `fallback` (its record streams)."""
+    workers = meta.get("workers")
+    return workers if isinstance(workers, int) and workers > 0 else max(fallback, 1)
+
+
+def max_lag_ns(goals: Goals, run: Counts, scheduled: int | None, workers: int) -> int:
+    """The verdict's lag limit, which also makes a send late: --max-lag, else its default
+    (stats.kept_lag_limit_ns) from the run's intended rate and workers."""
+    if goals.max_lag_ns is not None:
+        return goals.max_lag_ns
+    return stats.kept_lag_limit_ns(run_rates(run, scheduled)["intended"], workers)
+
+
+class LateSends:
+    """Sends later than threshold_ns (the verdict's max lag), counted over the requests given,
+    and by cause (stats.CAUSES) from the records' late_cause; by_cause is None when some
+    records do not have it (written before it existed)."""
+
+    def __init__(self, threshold_ns: int | None = None):
+        self.threshold_ns = threshold_ns
+        self.count = 0
+        self.by_cause: dict[str, int] | None = dict.fromkeys(stats.CAUSES, 0)
+
+    def add(self, c: Columns, where: np.ndarray | None = None) -> None:
+        sent = c.sent if where is None else c.sent & where
+        late = np.zeros(c.n, bool)
+        late[sent] = c.sent_ns[sent] - c.scheduled_ns[sent] > self.threshold_ns
+        self.count += int(np.count_nonzero(late))
+        if self.by_cause is None or not c.n:
+            return
+        if c.late_cause is None:
+            self.by_cause = None
+            return
+        for cause, n in stats.count_causes(c.late_cause[late], c.late_causes).items():
+            self.by_cause[cause] += n
+
+
+def document(run: Counts, counted: Counts, distributions: dict[str, dict], meta: dict,
+             scheduled: int | None, include_warmup: bool, messages: dict,
+             problems: list[str], goals: Goals | None = None, workers: int | None = None,
+             late: LateSends | None = None, thresholds: list[dict] | None = None,
+             worker_stats: list[dict] | None = None) -> dict:
+    """The summary document (see the module doc) from the counts of every record (`run`), of
+    the requests counted (`counted`), their distributions, run.json, how many requests were
+    scheduled (None: unknown), the failure messages (failures.read_failures) and the
+    problems met reading; judged against `goals` (default: run.json's options) with the
+    late sends (`late`, counted over the requests counted with threshold max_lag_ns), the
+    thresholds' results (ThresholdEvaluator) and the workers' counters (`worker_stats`)."""
+    goals = Goals.from_options(meta.get("options")) if goals is None else goals
+    workers = workers_of(meta, 1) if workers is None else workers
+    rates = run_rates(run, scheduled)
+    requests = run.requests if scheduled is None else scheduled
     start = meta.get("start_ns")
     overall = group(counted, distributions, span_ns(counted))
     overall["failures"] = failure_details(messages, counted.errors, counted.status_failed)
-    return {
+    verdict = stats.schedule_verdict(
+        requests, run.never_sent, distributions["lag_ns"]["p99"], rates["intended"],
+        workers=workers, max_lag_ns=max_lag_ns(goals, run, scheduled, workers),
+        max_lag_default=goals.max_lag_ns is None, max_lost=goals.max_lost,
+        missing=0 if scheduled is None else scheduled - run.requests,
+        late=None if late is None else late.count,
+        late_by_cause=None if late is None else late.by_cause,
+        options=meta.get("options"), worker_stats=worker_stats)
+    doc = {
         "scheduled": scheduled,
         "recorded": run.requests,
         "lost": None if scheduled is None else scheduled - run.requests,
@@ -95,8 +163,9 @@ def document(run: Counts, counted: Counts, distributions: dict[str, dict], meta:
         "failed": run.requests - run.ok,
         "errors": run.errors_by_kind(),
         "rates": rates,
-        "schedule": stats.schedule_verdict(requests, run.never_sent,
-                                           distributions["lag_ns"]["p99"], rates["intended"]),
+        "verdict": verdict,
+        "thresholds": list(thresholds or []),
+        "all_failed": bool(run.requests) and run.ok == 0,
         "failures": failure_details(messages, run.errors, run.status_failed),
         "include_warmup": include_warmup,
         "start_ns": start if isinstance(start, int) else (counted.first_scheduled_ns or 0),
@@ -107,28 +176,46 @@ def document(run: Counts, counted: Counts, distributions: dict[str, dict], meta:
         "definitions": DEFINITIONS,
         "problems": problems,
     }
+    if worker_stats is not None:
+        doc["workers"] = worker_stats
+    return doc
 
 
 def summarize_run(run_dir: Path, scheduled: int, live: list[LiveCounts] | None = None,
-                  readers: Iterable = ()) -> dict:
+                  readers: Iterable = (), worker_stats: list[dict] | None = None,
+                  goals: Goals | None = None) -> dict:
     """The run's summary document (warm-up requests left out of `overall`). Counts come from
     `live` (taken as the run's records were drained), or are taken from the files without
     it. `readers` (objects with COLUMNS and add(model.Columns), closed at the end of the
-    first pass) see every record in the first pass over the files."""
+    first pass) see every record in the first pass over the files. Judged against `goals`
+    (default: the options in run.json), with the workers' counters (`worker_stats`,
+    summary.json's workers) in the advice."""
     readers = list(readers)
     problems: list[str] = []
+    meta = run_metadata(run_dir)
+    goals = Goals.from_options(meta.get("options")) if goals is None else goals
+    workers = workers_of(meta, len(record_files(run_dir)))
     if live is None:
         phases = [Counts() for _ in PHASES]
     else:
         phases = [Counts.total(counts.phases[p] for counts in live) for p in range(len(PHASES))]
     dists = {name: stats.StreamedDistribution() for name in DURATIONS}
+    evaluator = ThresholdEvaluator(goals.thresholds, [k["name"] for k in class_table(meta)])
+    # Whether a send was late needs the run's rate: known before the first pass when the
+    # drain counted, else after it (then the late sends are counted in the second).
+    late = LateSends(None if live is None else max_lag_ns(goals, Counts.total(phases), scheduled,
+                                                          workers))
+    late_counted = False
+    later_columns = PASS_COLUMNS + (TAG_COLUMNS if any(t.tags for t in goals.thresholds) else [])
     first_columns = sorted(set(COUNT_COLUMNS if live is None else PASS_COLUMNS).union(
-        *(r.COLUMNS for r in readers)))
+        later_columns, *(r.COLUMNS for r in readers)))
     passes = 0
     try:
-        while passes == 0 or any(d.open() for d in dists.values()):
+        while (passes == 0 or any(d.open() for d in dists.values()) or evaluator.open()
+               or not late_counted):
             first = passes == 0
-            for batch in iter_batches(run_dir, first_columns if first else PASS_COLUMNS,
+            count_late = late.threshold_ns is not None and not late_counted
+            for batch in iter_batches(run_dir, first_columns if first else later_columns,
                                       problems if first else []):
                 c = Columns.decode(batch)
                 if first:
@@ -141,13 +228,22 @@ def summarize_run(run_dir: Path, scheduled: int, live: list[LiveCounts] | None =
                 for name, d in dists.items():
                     if d.open():
                         d.add(c.duration(name, measured))
+                if count_late:
+                    late.add(c, measured)
+                if evaluator.open():
+                    evaluator.add(c)
             for d in dists.values():
                 if d.open():
                     d.end_pass()
+            if evaluator.open():
+                evaluator.end_pass()
+            late_counted = late_counted or count_late
             if first:
                 for reader in readers:
                     reader.close()
                 readers = []
+                if late.threshold_ns is None:
+                    late.threshold_ns = max_lag_ns(goals, Counts.total(phases), scheduled, workers)
             passes += 1
     finally:
         for reader in readers:
@@ -155,7 +251,8 @@ def summarize_run(run_dir: Path, scheduled: int, live: list[LiveCounts] | None =
     messages = read_failures(run_dir, problems)
     measured = phases[PHASES.index("measure")]
     return document(Counts.total(phases), measured, {n: d.result() for n, d in dists.items()},
-                    run_metadata(run_dir), scheduled, False, messages, problems)
+                    meta, scheduled, False, messages, problems, goals=goals, workers=workers,
+                    late=late, thresholds=evaluator.results(), worker_stats=worker_stats)
 
 
 # ---------------------------------------------------------------- failure messages
@@ -223,27 +320,83 @@ def format_failures(failures: dict, indent: str = "  ", bare: bool = False) -> l
 # ---------------------------------------------------------------- text
 
 
-def format_verdict(verdict: dict, lag_p99_ns: float | None, late_1ms: float | None) -> str:
-    """'kept: lag p99 120µs (limit 1ms), 0.10% of sends later than 1 ms' or
-    'not kept: <reasons>'."""
+def format_verdict(verdict: dict) -> str:
+    """'schedule kept: lag p99 120µs <= 1ms, 0 lost' or 'schedule NOT kept: <reasons>'."""
     if not verdict["kept"]:
-        return "not kept: " + "; ".join(verdict["reasons"])
-    late = "" if late_1ms is None else f", {fmt.share(late_1ms)} of sends later than 1 ms"
-    return (f"kept: lag p99 {fmt.duration(lag_p99_ns)} (limit "
-            f"{fmt.duration(verdict['lag_p99_limit_ns'])}){late}")
+        return "schedule NOT kept: " + "; ".join(verdict["reasons"])
+    allowed = f" (<= {verdict['max_lost']:,})" if verdict["max_lost"] else ""
+    return (f"schedule kept: lag p99 {fmt.duration(verdict['lag_p99_ns'])} <= "
+            f"{fmt.duration(verdict['max_lag_ns'])}, {verdict['lost']:,} lost{allowed}")
+
+
+def format_late(verdict: dict) -> str | None:
+    """'12 sends later than 1ms: stall 8, connection 3, unknown 1' (None without any)."""
+    if not verdict.get("late"):
+        return None
+    text = f"{verdict['late']:,} sends later than {fmt.duration(verdict['max_lag_ns'])}"
+    causes = verdict.get("late_by_cause")
+    if causes is None:
+        return text + " (these records do not say why)"
+    return text + ": " + ", ".join(f"{c} {n:,}" for c, n in causes.items() if n)
+
+
+def format_threshold(result: dict) -> str:
+    """'latency.p99<500ms: met (231ms)', 'errors<1%: NOT met (3.20%)', or NOT met and why."""
+    if result["met"]:
+        return f"{result['expr']}: met ({result['shown']})"
+    return f"{result['expr']}: NOT met ({result['reason'] or result['shown']})"
+
+
+def all_failed_warning(summary: dict) -> str | None:
+    """The line a run where every request failed gets, whatever else it says."""
+    if not summary.get("all_failed"):
+        return None
+    kinds = ", ".join(f"{k} {v:,}" for k, v in summary["errors"].items() if k != "ok")
+    return f"every one of the {summary['recorded']:,} requests failed ({kinds})"
+
+
+def goal_failures(summary: dict, strict: bool) -> list[str]:
+    """Why a run (or a report) exits with code 5: thresholds not met; with --strict, a
+    schedule not kept or every request failed too. Empty when none."""
+    out = [f"threshold {format_threshold(t)}" for t in summary.get("thresholds") or []
+           if not t["met"]]
+    if strict and not summary["verdict"]["kept"]:
+        out.append(format_verdict(summary["verdict"]))
+    if strict and summary.get("all_failed"):
+        out.append(all_failed_warning(summary))
+    return out
 
 
 def format_rate_line(rates: dict, scheduled: int, sent: int, verdict: dict | None) -> str | None:
     """`rate      intended 200.0 req/s  sent 5.0 req/s (2.5%)  answered 5.0 req/s`, and
-    `SCHEDULE NOT KEPT: <why>` when it was not. None when there is no rate (one request)."""
+    `SCHEDULE NOT KEPT` when it was not (the verdict's line says why). None when there is no
+    rate (one request)."""
     if rates.get("intended") is None:
         return None
     share = f" ({100 * sent / scheduled:.1f}%)" if scheduled else ""
     line = (f"rate      intended {fmt.rate(rates['intended'])} req/s  sent "
             f"{fmt.rate(rates['sent'])} req/s{share}  answered {fmt.rate(rates['answered'])} req/s")
     if verdict is not None and not verdict["kept"]:
-        line += "   SCHEDULE NOT KEPT: " + "; ".join(verdict["reasons"])
+        line += "   SCHEDULE NOT KEPT"
     return line
+
+
+def format_stalls_line(workers: list[dict]) -> str | None:
+    """`stalls    worker 0: 27/s >50µs, 3 >1ms, longest 9.1ms, lost 0.80%; worker 1: ...`:
+    each worker's CPU stalls (the run's summary.json `workers[k]["stalls"]`). None without
+    any."""
+    parts = []
+    for w in workers:
+        st = w.get("stalls")
+        if not st:
+            continue
+        per_s = st["per_s"]
+        rate = "-" if per_s is None else f"{per_s:.0f}" if per_s >= 10 else f"{per_s:.1f}"
+        lost = st["lost_ns"] / st["run_ns"] if st.get("run_ns") else None
+        parts.append(f"worker {w['worker']}: {rate}/s >{fmt.duration(st['threshold_ns'])}, "
+                     f"{st['over_1ms']} >1ms, longest {fmt.duration(st['longest_ns'])}, "
+                     f"lost {fmt.share(lost)}")
+    return "stalls    " + "; ".join(parts) if parts else None
 
 
 def _percentiles(distribution: dict, shown) -> str:
@@ -257,16 +410,29 @@ def format_summary(summary: dict) -> str:
     if summary["errors"]:
         lines.append("outcomes  " + "  ".join(f"{k} {v}" for k, v in sorted(summary["errors"].items())))
     lines += format_failures(summary.get("failures") or {})
+    verdict = summary["verdict"]
     rate = format_rate_line(summary.get("rates") or {}, summary["scheduled"], summary["sent"],
-                            summary.get("schedule"))
+                            verdict)
     if rate:
         lines.append(rate)
     g = summary["overall"]
     lines.append("send lag  " + _percentiles(g["lag_ns"], LAG_SHOWN)
                  + f"   (actual - intended, {g['sent']} measured requests)")
+    stalls = format_stalls_line(summary.get("workers") or [])
+    if stalls:
+        lines.append(stalls)
     lines.append("latency   " + _percentiles(g["latency_ns"], LATENCY_SHOWN) + "   (from actual send)")
     lines.append("          " + _percentiles(g["latency_intended_ns"], LATENCY_SHOWN)
                  + "   (from intended send)")
+    lines.append("verdict   " + format_verdict(verdict))
+    late = format_late(verdict)
+    if late:
+        lines.append("late      " + late)
+    lines += ["advice    " + a for a in verdict["advice"]]
+    lines += ["threshold " + format_threshold(t) for t in summary.get("thresholds") or []]
+    failed = all_failed_warning(summary)
+    if failed:
+        lines.append(f"warning   {failed}")
     for p in summary.get("problems") or []:
         lines.append(f"warning   {p}")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlsplit
 
+from replayer.analysis.thresholds import parse_duration_ns, parse_thresholds
 from replayer.errors import InputError
 from replayer.options import opt
 
@@ -46,6 +47,7 @@ class RunOptions:
         "pacing": "pacing (workers, CPUs and send timing)",
         "output": "output (records, latency file, logs, tracing)",
         "reliability": "reliability (timeouts, bounds, failures)",
+        "verdict": "verdict (when a run passes: schedule kept, thresholds met, exit code 5)",
     }
 
     trace_file: str = opt("load.json", "trace to replay: vSwarm load.json or a columnar schedule "
@@ -109,6 +111,9 @@ class RunOptions:
                                   "lateness. Default: 2000 when each worker has a CPU of its own "
                                   "and one is left over, else --spin-us (fixed)", group="pacing")
     no_pin: bool = opt(False, "do not pin workers to CPUs", action="store_true", group="pacing")
+    stall_us: int = opt(50, "a gap longer than this between two clock reads of a worker that "
+                        "spins, polls or hands a request over is a CPU stall: counted per "
+                        "worker, and the cause of the sends it held back", group="pacing")
     max_inflight: int = opt(10000, "requests in flight per worker; one due beyond it is recorded "
                             "as 'overload', never queued or dropped", group="reliability")
     connections: int = opt(64, "connections per host per worker (HTTP/2 and gRPC multiplex "
@@ -129,6 +134,18 @@ class RunOptions:
     on_worker_failure: str = opt("continue", "when a worker dies: continue with the others, or "
                                  "stop the run cleanly", choices=["continue", "stop"],
                                  group="reliability")
+    max_lag: str | None = opt(None, "the schedule was kept only if send lag p99 is at most this "
+                              "(e.g. 2ms, 500us); a send later than it is late, and its cause "
+                              "counted. Default: the larger of 1ms and 10%% of the mean gap "
+                              "between one worker's sends", metavar="DURATION", group="verdict")
+    max_lost: int = opt(0, "the schedule was kept only if at most this many requests were lost "
+                        "(never sent, or left no record)", metavar="N", group="verdict")
+    threshold: list[str] = opt(None, "a goal as in k6, e.g. 'latency.p99<500ms', 'errors<1%%', "
+                               "'lag.p99<1ms', 'latency{cls=urgent}.p95<100ms', "
+                               "'rate.sent>=990' (repeatable; docs/report.md); one not met "
+                               "exits 5", default_factory=list, metavar="EXPR", group="verdict")
+    strict: bool = opt(False, "exit 5 when the schedule was not kept or every request failed "
+                       "(for CI)", action="store_true", group="verdict")
 
     def __post_init__(self):
         if self.workers < 0:
@@ -146,6 +163,8 @@ class RunOptions:
             raise InputError(f"--spin-us {self.spin_us}: must be between 0 and {MAX_SPIN_US}")
         if self.spin_max_us is not None and not 0 <= self.spin_max_us <= MAX_SPIN_US:
             raise InputError(f"--spin-max-us {self.spin_max_us}: must be between 0 and {MAX_SPIN_US}")
+        if not 1 <= self.stall_us <= MAX_SPIN_US:
+            raise InputError(f"--stall-us {self.stall_us}: must be between 1 and {MAX_SPIN_US}")
         if not 1 <= self.max_inflight <= MAX_INFLIGHT:
             raise InputError(f"--max-inflight {self.max_inflight}: must be between 1 and {MAX_INFLIGHT}")
         if self.workers > MAX_WORKERS:
@@ -159,6 +178,13 @@ class RunOptions:
                              f"and {MAX_TIME_SCALE}")
         if not 10 <= self.flush_ms <= 60_000:
             raise InputError(f"--flush-ms {self.flush_ms}: must be between 10 and 60000")
+        if self.max_lost < 0:
+            raise InputError(f"--max-lost {self.max_lost}: must be 0 or more")
+        # Parsed here so that a malformed one stops the run before anything is sent; the
+        # summary parses them again from run.json (analysis.thresholds.Goals).
+        if self.max_lag is not None:
+            parse_duration_ns(self.max_lag, "--max-lag")
+        parse_thresholds(self.threshold)
         # Checked here; the plan (replayer.run.plan) parses them again for what it derives.
         parse_shard(self.shard)
         parse_resolve(self.resolve)

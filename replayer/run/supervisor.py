@@ -31,13 +31,14 @@ from replayer.analysis.export import LatfWriter
 from replayer.analysis.records import RecordWriter, RingDrain, records_path
 from replayer.schedules.schedule import NS_PER_S, Schedule
 from replayer.analysis.progress import Progress
-from replayer.analysis.summary import format_summary, summarize_run
+from replayer.analysis.summary import format_summary, goal_failures, summarize_run
 from replayer.schedules import load_schedule_units
 from replayer.loopback.launch import ServeProcess, start_serve
 from replayer.transports import TransportConfig, check_endpoints, http_client_of, local_endpoint
 from replayer._pacer import (ST_CPU_NS, ST_EVENTS, ST_NOT_SENT, ST_OVERLOADED, ST_RING_WAITS,
-                             ST_SPIN_WINDOW_NS, ST_STATE, ST_SUBMITTED, STATE_FAILED, STATE_READY,
-                             STATUS_FIELDS)
+                             ST_RUN_NS, ST_SPIN_WINDOW_NS, ST_STALL_MAX_NS, ST_STALL_NS, ST_STALLS,
+                             ST_STALLS_100US, ST_STALLS_1MS, ST_STATE, ST_SUBMITTED, STATE_FAILED,
+                             STATE_READY, STATUS_FIELDS)
 from replayer.run.worker import WorkerSpec, worker_main
 
 READY_TIMEOUT_S = 60.0
@@ -211,7 +212,7 @@ class Supervisor:
                 transport=tconf, spin_ns=plan.spin_us * 1000,
                 max_spin_ns=plan.spin_max_us * 1000, max_inflight=opts.max_inflight,
                 drain_timeout_ns=plan.drain_timeout_ns, parent_pid=os.getpid(),
-                run_dir=str(self.run_dir)))
+                run_dir=str(self.run_dir), stall_threshold_ns=opts.stall_us * 1000))
         return specs
 
     def _add_drain(self, k: int, ring_seg: shm.Segment, schedule: Schedule) -> None:
@@ -370,8 +371,8 @@ class Supervisor:
         latf = LatfWriter(self.run_dir / latf_path(self.opts.latf).name) if self.opts.latf else None
         spans = self._span_poster() if self.trace_id_high is not None else None
         summary = summarize_run(self.run_dir, self.plan.node_requests, [d.live for d in self.drains],
-                                [r for r in (latf, spans) if r is not None])
-        summary["workers"] = self._worker_summaries()
+                                [r for r in (latf, spans) if r is not None],
+                                worker_stats=self._worker_summaries())
         if self.stop_requests:
             summary["stopped"] = "interrupted" if self.stop_requests == 1 else "aborted"
         if latf is not None:
@@ -381,8 +382,12 @@ class Supervisor:
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         print(format_summary(summary))
         print(f"records   {self.run_dir}")
-        info["result"] = {"exit": "ok" if not (self.stop_requests or self.failed_workers)
-                          else "stopped" if self.stop_requests else "worker failed"}
+        # Exit 5 (a threshold not met; with --strict, a schedule not kept or nothing answered
+        # ok) gives way to the codes above it: a dead worker (3), a stopped run (130).
+        unmet = goal_failures(summary, self.opts.strict)
+        info["result"] = {"exit": "stopped" if self.stop_requests
+                          else "worker failed" if self.failed_workers
+                          else "goals not met" if unmet else "ok"}
         write_run_json(self.run_dir, info)
         if self.failed_workers:
             names = ", ".join(f"worker {k} ({why})" for k, why in self.failed_workers.items())
@@ -391,6 +396,8 @@ class Supervisor:
         if self.stop_requests:
             raise RunError(f"run stopped before its end: {summary['errors'].get('not_sent', 0)} "
                            "requests not sent (recorded as not_sent)", exit_code=130)
+        if unmet:
+            raise RunError("run failed its goals: " + "; ".join(unmet), exit_code=5)
         return 0
 
     def _worker_summaries(self) -> list[dict]:
@@ -405,8 +412,18 @@ class Supervisor:
              "cpu_s": status[k, ST_CPU_NS] / 1e9,
              "ring_full_waits": int(status[k, ST_RING_WAITS]),
              "spin_window_us": status[k, ST_SPIN_WINDOW_NS] / 1e3,
+             "stalls": self._stalls(status[k]),
              "failed": self.failed_workers.get(k)}
             for k in range(len(self.procs))]
+
+    def _stalls(self, row: np.ndarray) -> dict:
+        """A worker's CPU stalls (gaps between its pacer's clock reads over the threshold)."""
+        run_s = row[ST_RUN_NS] / 1e9
+        return {"threshold_ns": self.opts.stall_us * 1000, "count": int(row[ST_STALLS]),
+                "over_100us": int(row[ST_STALLS_100US]), "over_1ms": int(row[ST_STALLS_1MS]),
+                "longest_ns": int(row[ST_STALL_MAX_NS]), "lost_ns": int(row[ST_STALL_NS]),
+                "run_ns": int(row[ST_RUN_NS]),
+                "per_s": float(row[ST_STALLS] / run_s) if run_s > 0 else None}
 
     def _write_latf(self, kept: Path) -> str:
         """The invoker's rps_NAME, written in the run directory (kept), then copied where the

@@ -112,14 +112,16 @@ def test_version(capsys):
 
 
 def test_run_help_is_grouped_with_examples(capsys):
-    """`replayer run --help`: options under schedule, target, protocol, pacing, output and
-    reliability headings (in that order, each option once), and two example command lines."""
+    """`replayer run --help`: options under schedule, target, protocol, pacing, output,
+    reliability and verdict headings (in that order, each option once), and two example
+    command lines."""
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     out = capsys.readouterr().out
     headings = [line.split(" (")[0] for line in out.splitlines()
                 if line and not line.startswith(" ") and line.endswith("):")]
-    assert headings == ["schedule", "target", "protocol", "pacing", "output", "reliability"]
+    assert headings == ["schedule", "target", "protocol", "pacing", "output", "reliability",
+                        "verdict"]
     examples = out.split("examples:")[1].split("options:")[0]
     assert examples.count("replayer run ") == 2 and "--local-target" in examples
     assert "-warmup 2 -duration 8" in examples

@@ -128,8 +128,11 @@ def test_printed_run_summary(tmp_path):
         "outcomes  connect 1  ok 8  status 1",
         "  status 1: answered with status 503 (1)",
         "rate      intended 12.2 req/s  sent 9.2 req/s (75.0%)  answered 8.1 req/s   "
-        "SCHEDULE NOT KEPT: 1 of 12 requests never sent (connect 1)",
+        "SCHEDULE NOT KEPT",
         "send lag  p50 7µs  p99 10µs  p99.9 10µs  max 10µs   (actual - intended, 7 measured requests)",
         "latency   p50 6ms  p95 10ms  p99 10ms  p99.9 10ms   (from actual send)",
         "          p50 6.01ms  p95 10ms  p99 10ms  p99.9 10ms   (from intended send)",
+        "verdict   schedule NOT kept: 1 of 12 requests never sent (connect 1), 2 without a record",
+        "advice    1 request never left (connect): see the failures above",
+        "advice    2 scheduled requests have no record: a worker died or its records were damaged",
     ]
