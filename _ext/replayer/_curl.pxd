@@ -2,7 +2,8 @@
 cimport cython
 from includes.curl cimport CURL, CURLM, curl_slist
 from includes.epoll cimport epoll_event
-from replayer._pacer cimport Transport, FAILURE_TEXT
+from replayer._pacer cimport (Transport, FAILURE_TEXT, ContentTable, ContentBuffer, Template,
+                              FillValues)
 
 include "curl/callbacks.pxd"
 include "curl/failures.pxd"

@@ -3,9 +3,11 @@
 
 libcurl spends about 7 µs of user time per transfer (request formatting, URL parsing, the
 connection-pool search, malloc/free) against the kernel's 7 µs; a replayer request is the same
-bytes every time but for its target (and, with -trace, its ids). So each target's request is
-built once (replayer.transports.native), each connection writes it with one send() and reads the
-answer with a small parser (status line, Content-Length, chunked, Connection: close, bodies
+bytes every time but for its target and payload (and the fields filled at send time: ids,
+deadlines, random values). So each (target, payload) request is built once
+(replayer.transports.native, into the worker's ContentTable), a connection fills its own copy
+of it where it has fields, writes it with send() (a large body resumed when the socket has
+room) and reads the answer with a small parser (status line, Content-Length, chunked, Connection: close, bodies
 until close); everything else (TLS, HTTP/2, gRPC, proxies) stays with libcurl (replayer._curl).
 
 Connections: at most `connections` per host:port (as libcurl counts them; every target on it
@@ -36,7 +38,6 @@ from includes.epoll cimport (epoll_event, epoll_create1, epoll_ctl, rc_epoll_wai
                              EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL, EPOLLIN,
                              EPOLLOUT, EPOLLERR, EPOLLHUP)
 from includes.clock cimport realtime_ns
-from includes.trace_ids cimport write_trace_ids
 from includes.failure_text cimport text_append, text_append_int
 from includes.sockets cimport (sockaddr, socklen_t, ssize_t, socket, connect, send, recv,
                                getsockopt, setsockopt, close, strncasecmp, SOCK_STREAM,
@@ -44,7 +45,9 @@ from includes.sockets cimport (sockaddr, socklen_t, ssize_t, socket, connect, se
                                SO_ERROR, IPPROTO_TCP, TCP_NODELAY)
 from replayer._pacer cimport (Transport, RecordRing, ERR_OK, ERR_TIMEOUT, ERR_CONNECT,
                               ERR_RESET, ERR_PROTOCOL, ERR_CANCELLED, ERR_STATUS, FAILURE_TEXT,
-                              CAUSE_NONE, waited_cause)
+                              CAUSE_NONE, waited_cause, ContentTable, ContentBuffer,
+                              Template, FillValues, TEMPLATE_HEAD, fill_part, buffer_load,
+                              buffer_swap, buffer_free)
 
 include "h1/hosts.pyx"
 include "h1/answer.pyx"

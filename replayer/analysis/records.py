@@ -52,6 +52,7 @@ SCHEMA = pa.schema([
     ("bytes_out", pa.int32()),
     ("bytes_in", pa.int64()),
     ("late_cause", pa.dictionary(pa.int8(), pa.string())),
+    ("payload", pa.int32()),          # the schedule's payload index, -1 the target's default
 ])
 
 
@@ -63,23 +64,28 @@ class RecordWriter:
     """Turns ring rows of one worker into record batches on its Arrow IPC stream.
 
     Columns that the schedule already holds (target, class, phase) are gathered from it by
-    event id here, in the parent, so the worker's hot path writes only what it measured.
+    event id here, in the parent, so the worker's hot path writes only what it measured (a
+    users run derives them from the event id instead: replayer.run.users.UserRecordWriter).
     """
 
     def __init__(self, path: Path, worker: int, target: np.ndarray, targets: list[str],
-                 cls: np.ndarray | None, t_ns: np.ndarray, warmup_ns: int, metadata: dict):
+                 cls: np.ndarray | None, t_ns: np.ndarray, warmup_ns: int, metadata: dict,
+                 payload: np.ndarray | None = None):
         self.path = Path(path)
         self.worker = worker
         self._target = target
         self._target_names = list(targets)
         self._targets = pa.array(targets, pa.string())
         self._cls = cls
+        self._payload = payload
         self._t_ns = t_ns
         self._warmup_ns = warmup_ns
         self._schema = SCHEMA.with_metadata({"replayer": json.dumps(metadata)})
         self._sink = pa.OSFile(str(self.path), "wb")
         self._writer = pa.ipc.new_stream(self._sink, self._schema)
         self.rows_written = 0
+        # Called with each batch written, as (Columns, payload indices): the live Locust CSVs.
+        self.listeners: list = []
 
     @property
     def schedule_end_ns(self) -> int:
@@ -94,11 +100,16 @@ class RecordWriter:
         return Columns.from_rows(rows, phase, self._target[event], self._target_names, cls,
                                  self.worker)
 
+    def payloads(self, event: np.ndarray) -> np.ndarray:
+        """Each event's payload index (-1: its target's default)."""
+        return np.full(len(event), -1, np.int32) if self._payload is None else self._payload[event]
+
     def write(self, rows: np.ndarray) -> Columns | None:
         """Append ring rows to the stream; return them as Columns (None for no rows)."""
         if len(rows) == 0:
             return None
         c = self.columns(rows)
+        payload = self.payloads(c.event)
         batch = pa.record_batch([
             pa.array(c.event, pa.int64()),
             pa.array(c.worker),
@@ -114,9 +125,12 @@ class RecordWriter:
             pa.array(c.bytes_in, pa.int64()),
             pa.DictionaryArray.from_arrays(
                 pa.array(np.where(c.has_sent, rows["cause"], 0).astype(np.int8)), _CAUSE_DICT),
+            pa.array(payload, pa.int32()),
         ], schema=self._schema)
         self._writer.write_batch(batch)
         self.rows_written += c.n
+        for listener in self.listeners:
+            listener(c, payload)
         return c
 
     def close(self) -> None:
@@ -207,11 +221,16 @@ def iter_batches(run_dir: str | Path, columns: list[str] | None = None,
 
 def _schema(columns: list[str] | None, batches: list[pa.RecordBatch]) -> pa.Schema:
     """The table's schema: the columns asked for (all), as far as the streams have them (a
-    run written before late_cause existed has none)."""
+    run written before late_cause existed has none); all of them includes the columns a
+    merged run adds (`node`: replayer merge)."""
     names = columns or SCHEMA.names
-    if batches:
-        names = [n for n in names if n in batches[0].schema.names]
-    return pa.schema([SCHEMA.field(n) for n in names])
+    if not batches:
+        return pa.schema([SCHEMA.field(n) for n in names])
+    have = batches[0].schema
+    names = [n for n in names if n in have.names]
+    if not columns:
+        names += [n for n in have.names if n not in SCHEMA.names]
+    return pa.schema([have.field(n) for n in names])
 
 
 def read_stream(path: Path, columns: list[str] | None = None) -> tuple[pa.Table, str | None]:

@@ -3,13 +3,20 @@
 Columns, one row per request:
 - t_ns      int64, intended send time in ns from the run's start (sorted when written)
 - endpoint  string or dictionary<int32, string>: the host name the request goes to
-- cls       int16, optional: request class (gen azure: the trace function's row), -1 none
+- cls       int16, optional: request class, index into replayer.classes (gen azure: the
+            trace function's row), -1 none
+- payload   int32, optional: index into replayer.payloads, -1 (or null) the target's default
 - function, proxy  dictionary strings, optional: which trace function the request replays
   and which proxy stands in for it (kept for analysis; the replayer ignores them)
 Schema metadata: replayer.unit_ns (length of one trace unit in ns: minute or second),
 replayer.units (optional: the schedule's length in units, when it ends with quiet units;
-otherwise the last request's unit is the last), replayer.classes (JSON list naming cls
-values), replayer.format (version).
+otherwise the last request's unit is the last), replayer.classes (JSON list, one entry per cls
+value: a name, or a RequestClass object with name, slo_ns, timeout_ns, tags),
+replayer.payloads (JSON list of Payload objects: body_b64, fields, method, path, headers;
+replayer.schedules.content), replayer.content_seed (of the payloads' random fields),
+replayer.meta (a JSON object a generator leaves for analysis, copied to run.json),
+replayer.format (version). Indices outside their table are
+refused when the schedule is read.
 
 Dictionary columns keep a 300-million-request schedule at about 12 bytes a row on disk
 before compression, and read back into the Schedule's int32 target indices without
@@ -25,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from replayer.errors import InputError
+from replayer.schedules.content import Payload, RequestClass
 from replayer.schedules.schedule import MINUTE_NS, Schedule
 
 FORMAT_VERSION = "1"
@@ -33,12 +41,31 @@ META_UNIT = b"replayer.unit_ns"
 META_CLASSES = b"replayer.classes"
 META_FORMAT = b"replayer.format"
 META_UNITS = b"replayer.units"
+META_PAYLOADS = b"replayer.payloads"
+META_SEED = b"replayer.content_seed"
+META_META = b"replayer.meta"
 
 
-def _metadata(unit_ns: int, classes: list[str], units: int | None = None) -> dict[bytes, bytes]:
+def _class_entry(c: RequestClass | str):
+    # A class that is only a name is written as one (gen azure's tables stay as they were).
+    if isinstance(c, str):
+        return c
+    if c.slo_ns is None and c.timeout_ns is None and not c.tags:
+        return c.name
+    return c.to_json()
+
+
+def _metadata(unit_ns: int, classes: list, units: int | None = None,
+              payloads: list[Payload] | None = None, seed: int = 0,
+              extra: dict | None = None) -> dict[bytes, bytes]:
     meta = {META_UNIT: str(int(unit_ns)).encode(), META_FORMAT: FORMAT_VERSION.encode()}
     if classes:
-        meta[META_CLASSES] = json.dumps(list(classes)).encode()
+        meta[META_CLASSES] = json.dumps([_class_entry(c) for c in classes]).encode()
+    if payloads:
+        meta[META_PAYLOADS] = json.dumps([p.to_json() for p in payloads]).encode()
+        meta[META_SEED] = str(int(seed)).encode()
+    if extra:
+        meta[META_META] = json.dumps(extra).encode()
     if units is not None:
         meta[META_UNITS] = str(int(units)).encode()
     return meta
@@ -50,9 +77,10 @@ class ScheduleWriter:
     up front; each piece gives int32 indices into them."""
 
     def __init__(self, path: Path | str, targets: list[str], unit_ns: int, *,
-                 classes: list[str] | None = None, with_cls: bool = False,
+                 classes: list | None = None, with_cls: bool = False,
                  functions: list[str] | None = None, proxies: list[str] | None = None,
-                 units: int | None = None):
+                 units: int | None = None, payloads: list[Payload] | None = None,
+                 with_payload: bool = False, content_seed: int = 0, meta: dict | None = None):
         self.path = Path(path)
         self.suffix = self.path.suffix.lower()
         if self.suffix not in (".parquet", ".arrow", ".feather"):
@@ -63,11 +91,14 @@ class ScheduleWriter:
                   pa.field("endpoint", pa.dictionary(pa.int32(), pa.string()))]
         if with_cls:
             fields.append(pa.field("cls", pa.int16()))
+        if with_payload:
+            fields.append(pa.field("payload", pa.int32()))
         for name, names in (("function", functions), ("proxy", proxies)):
             if names is not None:
                 self._dicts[name] = pa.array(list(names), pa.string())
                 fields.append(pa.field(name, pa.dictionary(pa.int32(), pa.string())))
-        self.schema = pa.schema(fields, metadata=_metadata(unit_ns, classes or [], units))
+        self.schema = pa.schema(fields, metadata=_metadata(unit_ns, classes or [], units, payloads,
+                                                            content_seed, meta))
         self.rows = 0
         self._last_t = None
         if self.suffix == ".parquet":
@@ -80,7 +111,8 @@ class ScheduleWriter:
             self._writer = pa.ipc.new_file(self._sink, self.schema)
 
     def write(self, t_ns: np.ndarray, target: np.ndarray, cls: np.ndarray | None = None,
-              function: np.ndarray | None = None, proxy: np.ndarray | None = None) -> None:
+              function: np.ndarray | None = None, proxy: np.ndarray | None = None,
+              payload: np.ndarray | None = None) -> None:
         t_ns = np.asarray(t_ns, dtype=np.int64)
         if t_ns.size == 0:
             return
@@ -90,6 +122,8 @@ class ScheduleWriter:
         cols = [pa.array(t_ns, pa.int64()), self._dict("endpoint", target)]
         if "cls" in self.schema.names:
             cols.append(pa.array(np.asarray(cls, dtype=np.int16), pa.int16()))
+        if "payload" in self.schema.names:
+            cols.append(pa.array(np.asarray(payload, dtype=np.int32), pa.int32()))
         for name, idx in (("function", function), ("proxy", proxy)):
             if name in self.schema.names:
                 cols.append(self._dict(name, idx))
@@ -132,9 +166,13 @@ def write_schedule(schedule: Schedule, path: Path | str,
     with ScheduleWriter(path, schedule.targets, schedule.unit_ns, classes=schedule.classes,
                         with_cls=schedule.cls is not None,
                         functions=None if function is None else function[1],
-                        proxies=None if proxy is None else proxy[1], units=units) as w:
+                        proxies=None if proxy is None else proxy[1], units=units,
+                        payloads=schedule.payloads,
+                        with_payload=schedule.payload is not None,
+                        content_seed=schedule.content_seed, meta=schedule.meta) as w:
         w.write(schedule.t_ns, schedule.target, schedule.cls,
-                None if function is None else function[0], None if proxy is None else proxy[0])
+                None if function is None else function[0], None if proxy is None else proxy[0],
+                schedule.payload)
 
 
 def _read_table(path: Path) -> pa.Table:
@@ -262,14 +300,32 @@ def read_schedule_units(path: Path | str) -> tuple[Schedule, int]:
         except ValueError:
             raise InputError(f"{path}: schema metadata replayer.unit_ns: "
                              f"{meta[META_UNIT][:40]!r} is not a positive integer") from None
-    classes: list[str] = []
-    if META_CLASSES in meta:
+    classes = _classes(path, meta)
+    payloads = _payloads(path, meta)
+    _check_index(path, "cls", cls, len(classes), "replayer.classes", allow_unnamed=True)
+    payload = _index_column(path, table, "payload", np.int32) if "payload" in names else None
+    _check_index(path, "payload", payload, len(payloads), "replayer.payloads")
+    seed = 0
+    if META_SEED in meta:
         try:
-            classes = [str(x) for x in json.loads(meta[META_CLASSES])]
-        except (ValueError, TypeError):
-            raise InputError(f"{path}: schema metadata replayer.classes: not a JSON list") from None
+            seed = int(meta[META_SEED])
+            if not 0 <= seed < 1 << 64:
+                raise ValueError
+        except ValueError:
+            raise InputError(f"{path}: schema metadata replayer.content_seed: "
+                             f"{meta[META_SEED][:40]!r} is not a number from 0 to 2^64-1") from None
+    extra = {}
+    if META_META in meta:
+        try:
+            extra = json.loads(meta[META_META])
+        except ValueError:
+            extra = None
+        if not isinstance(extra, dict):
+            raise InputError(f"{path}: schema metadata replayer.meta: not a JSON object")
     schedule = Schedule(t_ns=t_ns, target=target, targets=targets, cls=cls, classes=classes,
-                        unit_ns=unit_ns, source=str(path)).sorted()
+                        unit_ns=unit_ns, source=str(path), payload=payload,
+                        payloads=payloads, content_seed=seed, meta=extra).sorted()
+    _check_content(path, schedule)
     units = schedule.end_ns // unit_ns + 1 if len(schedule) else 0
     if META_UNITS in meta:
         try:
@@ -281,6 +337,84 @@ def read_schedule_units(path: Path | str) -> tuple[Schedule, int]:
                              f"{meta[META_UNITS][:40]!r} is not a whole number of units") from None
         units = max(units, stated)
     return schedule, units
+
+
+def _classes(path: Path, meta: dict) -> list[RequestClass]:
+    if META_CLASSES not in meta:
+        return []
+    try:
+        items = json.loads(meta[META_CLASSES])
+    except ValueError:
+        items = None
+    if not isinstance(items, list):
+        raise InputError(f"{path}: schema metadata replayer.classes: not a JSON list")
+    try:
+        return [RequestClass.from_json(item, f"class {k}") for k, item in enumerate(items)]
+    except ValueError as exc:
+        raise InputError(f"{path}: schema metadata replayer.classes: {exc}") from None
+
+
+def _payloads(path: Path, meta: dict) -> list[Payload]:
+    if META_PAYLOADS not in meta:
+        return []
+    try:
+        items = json.loads(meta[META_PAYLOADS])
+    except ValueError:
+        items = None
+    if not isinstance(items, list):
+        raise InputError(f"{path}: schema metadata replayer.payloads: not a JSON list")
+    try:
+        return [Payload.from_json(item, f"payload {k}") for k, item in enumerate(items)]
+    except ValueError as exc:
+        raise InputError(f"{path}: schema metadata replayer.payloads: {exc}") from None
+
+
+def _index_column(path: Path, table: pa.Table, name: str, dtype) -> np.ndarray:
+    c = table.column(name)
+    if not pa.types.is_integer(c.type):
+        raise InputError(f"{path}: column {name}: type {c.type}; expected integer indices")
+    if c.null_count:
+        c = c.fill_null(-1)
+    return c.to_numpy().astype(np.int64)
+
+
+def _check_index(path: Path, name: str, column, size: int, table: str,
+                 allow_unnamed: bool = False) -> None:
+    """Indices -1..size-1 (a cls without a class table only needs to fit int16)."""
+    if column is None or (allow_unnamed and size == 0):
+        return
+    bad = np.flatnonzero((column < -1) | (column >= size))
+    if bad.size:
+        i = int(bad[0])
+        raise InputError(f"{path}: column {name} row {i}: {int(column[i])} is outside -1..{size - 1} "
+                         f"({table} has {size} entries); fix the index or the table")
+
+
+def _check_content(path: Path, schedule: Schedule) -> None:
+    """What a payload's fields need from the rows that use it: an event id that fits its
+    width, and an SLO for a deadline."""
+    if schedule.payload is None or not schedule.payloads:
+        return
+    largest = len(schedule) - 1
+    used = np.unique(schedule.payload)
+    for p in used[used >= 0].tolist():
+        payload = schedule.payloads[p]
+        for k, f in enumerate(payload.fields):
+            if f.kind == "event" and not f.holds_event(largest):
+                raise InputError(f"{path}: payload {p} field {k}: width {f.width} cannot hold "
+                                 f"event ids up to {largest}; widen it")
+        if not any(f.kind == "deadline_ns" for f in payload.fields):
+            continue
+        rows = schedule.payload == p
+        cls = schedule.cls[rows] if schedule.cls is not None else np.full(1, -1)
+        for k in np.unique(cls).tolist():
+            if k < 0 or k >= len(schedule.classes) or schedule.classes[k].slo_ns is None:
+                row = int(np.flatnonzero(rows & ((schedule.cls if schedule.cls is not None
+                                                  else -1) == k))[0])
+                name = f"class {schedule.classes[k].name!r} has no SLO" \
+                    if 0 <= k < len(schedule.classes) else "request has no class"
+                raise InputError(f"{path}: row {row}: payload {p} fills deadline_ns but its "
+                                 f"{name}; give each such row a class with an slo_ns")
 
 
 def read_columns(path: Path | str, columns: list[str]) -> pa.Table:

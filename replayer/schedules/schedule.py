@@ -1,14 +1,19 @@
 """The columnar schedule: one row per request, decided before the run starts.
 
 Columns (docs/architecture.md): t_ns (int64, intended send time from the run's start), target
-(int32, index into `targets`), cls (int16, request class, -1 for none). A run shares t_ns and target with its workers: 12 bytes per
-request (`nbytes` counts the columns a schedule has). A request's event id is its row number.
+(int32, index into `targets`), cls (int16, index into `classes`, -1 for none), payload (int32,
+index into `payloads`, -1: the target's default). A run shares its columns with its workers:
+12 bytes per request, 18 with classes and payloads (`nbytes` counts the columns a schedule
+has). A request's event id is its row number. The class and payload tables
+(replayer.schedules.content) travel with the schedule.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from replayer.schedules.content import Payload, RequestClass
 
 NS_PER_US = 1_000
 NS_PER_S = 1_000_000_000
@@ -21,7 +26,13 @@ class Schedule:
     target: np.ndarray                    # int32
     targets: list[str]                    # endpoint names, indexed by `target`
     cls: np.ndarray | None = None         # int16 or None (no classes)
-    classes: list[str] = field(default_factory=list)
+    classes: list[RequestClass] = field(default_factory=list)   # names (str) are taken too
+    payload: np.ndarray | None = None     # int32 or None (every request its target's default)
+    payloads: list[Payload] = field(default_factory=list)
+    content_seed: int = 0                 # of the payloads' random fields
+    # What a generator says of its schedule for analysis (a workload's rules, say): JSON,
+    # carried to run.json as "schedule_meta".
+    meta: dict = field(default_factory=dict)
     unit_ns: int = MINUTE_NS              # length of one trace unit (minute or second)
     source: str = ""
     # Shared segments the columns live in, when a decoder wrote them there (replayer.run.shm):
@@ -35,13 +46,24 @@ class Schedule:
             raise ValueError("t_ns and target must have the same length")
         if self.cls is not None:
             self.cls = np.ascontiguousarray(self.cls, dtype=np.int16)
+        if self.payload is not None:
+            self.payload = np.ascontiguousarray(self.payload, dtype=np.int32)
+        self.classes = [RequestClass(c) if isinstance(c, str) else c for c in self.classes]
+        for name, column in (("cls", self.cls), ("payload", self.payload)):
+            if column is not None and column.shape != self.t_ns.shape:
+                raise ValueError(f"{name} and t_ns must have the same length")
 
     def __len__(self) -> int:
         return int(self.t_ns.shape[0])
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.t_ns, self.target, self.cls) if a is not None)
+        return sum(a.nbytes for a in (self.t_ns, self.target, self.cls, self.payload)
+                   if a is not None)
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c.name for c in self.classes]
 
     @property
     def end_ns(self) -> int:
@@ -63,6 +85,8 @@ class Schedule:
             t_ns=self.t_ns[rows], target=self.target[rows], targets=self.targets,
             cls=None if self.cls is None else self.cls[rows],
             classes=self.classes, unit_ns=self.unit_ns, source=self.source,
+            payload=None if self.payload is None else self.payload[rows], payloads=self.payloads,
+            content_seed=self.content_seed, meta=self.meta,
         )
 
     def before(self, end_ns: int) -> "Schedule":

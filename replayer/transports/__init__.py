@@ -121,6 +121,11 @@ class TransportConfig:
     max_inflight: int = 10000
     connections: int = 64                # HTTP connections per host, per worker
     trace_id_high: int | None = None     # -trace: the run's 64-bit trace id prefix
+    # Per-request content (replayer.schedules.content): the schedule's payload and class
+    # tables, and the seed of random fields.
+    payloads: list = field(default_factory=list)
+    classes: list = field(default_factory=list)
+    content_seed: int = 0
 
     def host_ports(self) -> list[tuple[str, int]]:
         """(host, port) of each target, by target index: the endpoint's own port, else -port."""
@@ -168,19 +173,27 @@ def http_client_of(config: TransportConfig) -> str:
     return "native" if native_unsupported(config) is None else "curl"
 
 
-def make_transport(config: TransportConfig, ring, target_column):
+def make_transport(config: TransportConfig, ring, target_column, payload_column=None,
+                   cls_column=None, share: tuple[int, int] = (0, 1)):
+    """The transport of a worker sending events share[0], share[0] + share[1], ... of the
+    schedule whose target, payload and cls columns are given (or a ScheduleColumns instead of
+    the target column: a users run's)."""
+    from replayer.transports.content import ScheduleColumns
+
+    columns = target_column if isinstance(target_column, ScheduleColumns) else \
+        ScheduleColumns(target_column, payload_column, cls_column, *share)
     if config.protocol == "http" and http_client_of(config) == "native":
         from replayer.transports.native import native_transport
-        return native_transport(ring, config, target_column)
+        return native_transport(ring, config, columns)
     if config.protocol == "http":
         from replayer.transports.libcurl import http_transport
-        return http_transport(ring, config, target_column)
+        return http_transport(ring, config, columns)
     if config.protocol == "grpc" and config.grpc_client == "curl":
         from replayer.transports.libcurl import grpc_transport
-        return grpc_transport(ring, config, target_column)
+        return grpc_transport(ring, config, columns)
     if config.protocol == "grpc":
         from replayer.transports.grpc import GrpcTransport
-        return GrpcTransport(ring, config, target_column)
+        return GrpcTransport(ring, config, columns)
     if config.protocol == "null":
         from replayer._pacer import NullTransport
         return NullTransport(ring)

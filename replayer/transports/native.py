@@ -1,8 +1,10 @@
 """Plain HTTP/1.1 through replayer's own C client (replayer._h1).
 
-This module builds what the C client sends: each target's request bytes, once (request line,
-Host, the default and --header lines, the body), where a traceparent's ids go in them, and the
-socket addresses each target resolves to. The C side writes those bytes and parses answers.
+This module builds what the C client sends: the request bytes of each (target, payload) pair a
+worker sends, once (request line, Host, the default, --header and payload header lines, the
+body), where the fields filled at send time go in them (a payload's fields, a traceparent's
+ids), and the socket addresses each target resolves to. The C side fills and writes those
+bytes and parses answers.
 
 The native client serves http:// URLs over HTTP/1.1 without a proxy; `native_unsupported` says
 why a run cannot use it, and --http-client auto then falls back to libcurl.
@@ -14,7 +16,9 @@ import struct
 import urllib.request
 from urllib.parse import urlsplit
 
+from replayer.schedules.content import Payload
 from replayer.transports import TransportConfig, url_host
+from replayer.transports import content
 
 TRACE_PLACEHOLDER = "00-" + "0" * 32 + "-" + "0" * 16 + "-01"
 
@@ -94,22 +98,63 @@ def socket_addresses(host: str, port: int) -> list[bytes]:
     return packed
 
 
-def native_transport(ring, config: TransportConfig, target_column):
+def header_value_at(request: bytes, name: str) -> int:
+    """Where the value of header `name` starts in a request's head."""
+    head = request[:request.index(b"\r\n\r\n") + 2].lower()
+    at = head.find(b"\r\n" + name.lower().encode("latin-1") + b":")
+    if at < 0:
+        raise ValueError(f"no header {name!r} in the request")
+    at += 2 + len(name) + 1
+    while request[at:at + 1] == b" ":
+        at += 1
+    return at
+
+
+def payload_url(url: str, payload: Payload | None) -> str:
+    """The target's URL with the payload's path (and query) instead of its own."""
+    if payload is None or payload.path is None:
+        return url
+    parts = urlsplit(url)
+    path = payload.path if payload.path.startswith("/") else "/" + payload.path
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def pair_request(config: TransportConfig, url: str, payload: Payload | None,
+                 tracing: bool) -> tuple[list[bytes], list[tuple], int, int]:
+    """A (target, payload) pair's template for the ContentTable: the whole request as its one
+    part, its fields' fills, the body length a record counts, and its flags."""
+    from replayer import _pacer
+
+    body = payload.body if payload is not None and payload.body is not None else config.payload
+    method = (payload.method if payload is not None and payload.method else None) \
+        or config.method or ("POST" if body is not None else "GET")
+    # A payload's headers replace the run's of the same name.
+    own = {h.partition(":")[0].strip().lower() for h in (payload.headers if payload else [])}
+    headers = ["Expect:"] + [h for h in config.headers
+                             if h.rstrip(";").partition(":")[0].strip().lower() not in own]
+    headers += payload.headers if payload is not None else []
+    data, trace_at = build_request(payload_url(url, payload), method, headers, body, tracing)
+    body_at = len(data) - len(body or b"")
+    fills = content.fills(payload, 0, body_at, lambda name: (0, header_value_at(data, name)))
+    if trace_at >= 0:
+        fills.append(content.trace_fill(0, trace_at))
+    flags = _pacer.TEMPLATE_HEAD if method.upper() == "HEAD" else 0
+    return [data], fills, len(body or b""), flags
+
+
+def native_transport(ring, config: TransportConfig, columns):
+    """columns: content.ScheduleColumns, or the target column alone."""
     from replayer import _h1
 
+    columns = content.as_columns(columns)
     urls = config.http_urls()
-    method = config.method or ("POST" if config.payload is not None else "GET")
     tracing = config.trace_id_high is not None
-    requests, offsets, host_of = [], [], []
     # Connections are per host:port, as libcurl counts them for --connections.
     hosts: dict[tuple[str, int], int] = {}
     addresses: list[list[bytes]] = []
     host_names: list[str] = []
+    host_of = []
     for url in urls:
-        data, offset = build_request(url, method, ["Expect:"] + list(config.headers),
-                                     config.payload, tracing)
-        requests.append(data)
-        offsets.append(offset)
         parts = urlsplit(url)
         key = ((parts.hostname or "").lower(), parts.port or 80)
         if key not in hosts:
@@ -118,7 +163,9 @@ def native_transport(ring, config: TransportConfig, target_column):
             addresses.append(socket_addresses(address, key[1]))
             host_names.append(f"{url_host(key[0])}:{key[1]}")
         host_of.append(hosts[key])
-    return _h1.NativeHttpTransport(
-        ring, target_column, requests, host_of, addresses, max(1, int(config.timeout_s * 1e9)),
-        config.connections, len(config.payload or b""), method.upper() == "HEAD",
-        config.trace_id_high, offsets, host_names)
+    table = content.content_table(
+        config, columns,
+        lambda t, p: pair_request(config, urls[t], content.payload_of(config, p), tracing))
+    return _h1.NativeHttpTransport(ring, table, host_of, addresses,
+                                   max(1, int(config.timeout_s * 1e9)), config.connections,
+                                   host_names)

@@ -455,8 +455,9 @@ def test_an_address_family_the_kernel_lacks_falls_through(serve):
     unsupported = struct.pack("=H", 5) + bytes(14)       # AF_APPLETALK: socket() refuses it
     request, _ = build_request("http://svc.test/", "GET", [], None, False)
     rows = _replay(srv.port, client=lambda ring, conf, target: _h1.NativeHttpTransport(
-        ring, target, [request], [0], [[unsupported] + socket_addresses("127.0.0.1", srv.port)],
-        int(conf.timeout_s * 1e9), 1, 0))
+        ring, _pacer.ContentTable(target, None, None, 1, 0, {(0, -1): 0}, [([request], [], 0, 0)]),
+        [0], [[unsupported] + socket_addresses("127.0.0.1", srv.port)],
+        int(conf.timeout_s * 1e9), 1))
     assert _errors(rows) == [ErrorKind.OK] * 3
 
 

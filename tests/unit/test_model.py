@@ -37,6 +37,7 @@ def _batch(targets: list[str], target: list[int], errors: list[str], error: list
         "bytes_in": pa.array([0] * n, pa.int64()),
         "late_cause": pa.DictionaryArray.from_arrays(pa.array([0] * n, pa.int8()),
                                                      pa.array(["none"])),
+        "payload": pa.array([-1] * n, pa.int32()),
     }
     return pa.record_batch(list(columns.values()), schema=SCHEMA)
 
@@ -114,8 +115,9 @@ def test_run_json_is_read_in_one_place(tmp_path):
                                        '"classes": ["plain", {"name": "fast", "slo_us": 250}]}')
     meta = run_metadata(tmp_path)
     assert scheduled_requests(meta) == 4 and scheduled_requests({}) is None
-    assert class_table(meta) == [{"name": "plain", "slo_ns": None},
-                                 {"name": "fast", "slo_ns": 250_000}]
+    assert class_table(meta) == [
+        {"name": "plain", "slo_ns": None, "timeout_ns": None, "tags": {}},
+        {"name": "fast", "slo_ns": 250_000, "timeout_ns": None, "tags": {}}]
     (tmp_path / "run.json").write_text('{"schedule": ')
     with pytest.raises(InputError) as err:
         run_metadata(tmp_path)

@@ -420,3 +420,45 @@ def test_pacer_takes_a_long_brief_submit_as_a_stall(brief, causes, stalls):
     pacer.run(tr, MS)
     assert tr.causes == causes
     assert (pacer.stalls, pacer.stall_lost_ns) == (stalls, stalls * 80 * US)
+
+
+class PreparingTransport(FakeClockTransport):
+    """Says it prepares requests; records each prepare and submit with the fake time, and
+    costs `prepare_ns` of fake time per prepare (a body being filled)."""
+
+    def __init__(self, ring, prepare_ns=0):
+        super().__init__(ring)
+        self.prepares = True
+        self.prepare_ns = prepare_ns
+        self.calls = []
+
+    def prepare(self, event, scheduled_ns):
+        self.calls.append(("prepare", event, self.pacer.fake_now, scheduled_ns))
+        self.pacer.advance(self.prepare_ns)
+        return 0
+
+    def submit(self, event, scheduled_ns, sent_ns, cause):
+        self.calls.append(("submit", event, sent_ns, scheduled_ns))
+        return super().submit(event, scheduled_ns, sent_ns, cause)
+
+
+def test_a_preparing_transport_fills_each_request_once_before_its_wait():
+    """With `prepares`, each request of the worker's share is prepared exactly once, before the
+    pacer waits for its due time (so a 300 µs fill far ahead does not make it late), then
+    submitted at its due time; a transport without `prepares` is never asked."""
+    ring, rows = make_ring()
+    tr = PreparingTransport(ring, prepare_ns=300 * US)
+    pacer = _pacer.Pacer(np.array([0, 10 * MS, 20 * MS, 30 * MS], np.int64), 1, 2,
+                         control_block(1000 * MS), 50 * US, 1 << 30, True, 0)
+    tr.pacer = pacer
+    pacer.run(tr, 1000 * MS)
+    assert [(c[0], c[1]) for c in tr.calls] == [("prepare", 1), ("submit", 1), ("prepare", 3),
+                                                ("submit", 3)]
+    for kind, event, at, due in tr.calls:
+        if kind == "prepare":
+            assert at < due - 300 * US            # well before its due time
+        else:
+            assert at == due                      # and it still leaves on time
+    assert pacer.stalls == 0                      # filling a body is no CPU stall
+    plain = FakeClockTransport(make_ring()[0])
+    assert plain.prepares is False

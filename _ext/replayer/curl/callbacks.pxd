@@ -7,15 +7,25 @@ ctypedef struct Slot:
     long long scheduled_ns
     long long sent_ns
     int index            # in the transport's slot table
-    int target           # the target whose URL is set, -1 none
+    int pair             # the (target, payload) template it is set up for (URL, method, body,
+                         # headers; ContentTable), -1 none
+    int target           # that pair's target (its admission count), -1 none
     int busy             # submitted, not yet recorded
     int in_multi         # handed to libcurl (else waiting in its target's queue)
     int next_queued      # next slot index in the target's queue, -1 last
     int grpc_status      # from the grpc-status header or trailer, -1 not seen
     long long handed_ns  # when the pacer handed it over
     signed char cause    # of its request (CAUSE_*): the pacer's, or that it waited for admission
-    curl_slist *headers  # this slot's own header list when requests carry a traceparent
-    char *trace_hex      # where in `headers` the traceparent's ids are written
+    long timeout_ms      # its CURLOPT_TIMEOUT_MS: the run's, or its request's class's
+    # Its request's content where the pair's template has fields: the slot's own copies of the
+    # body and header lines, filled in place (before the due time, and in stamp_sent for the
+    # send-time fields, with `values`).
+    const Template *late # the template whose send-time fields stamp_sent fills, NULL none
+    FillValues values
+    ContentBuffer body   # POSTFIELDS, when own_body
+    curl_slist *headers  # HTTPHEADER, when own_headers: the lines of template `headers_pair`
+    int headers_pair
+    bint own_body, own_headers
     char error[256]      # libcurl's error text for the transfer (CURLOPT_ERRORBUFFER,
                          # CURL_ERROR_SIZE bytes)
     char grpc_message[FAILURE_TEXT]    # the grpc-message trailer, percent-decoded
@@ -32,6 +42,7 @@ ctypedef struct Loop:
     unsigned int registered[MAX_FDS]     # epoll events it is registered with, 0 none
 
 
+cdef void fill_slot(Slot *s, const Template *t, const FillValues *v, bint late) noexcept nogil
 cdef size_t discard_body(char *data, size_t size, size_t n, void *user) noexcept nogil
 cdef int stamp_sent(void *user, char *primary_ip, char *local_ip, int primary_port,
                     int local_port) noexcept nogil

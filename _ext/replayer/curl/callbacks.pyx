@@ -5,17 +5,37 @@ cdef size_t discard_body(char *data, size_t size, size_t n, void *user) noexcept
     return size * n
 
 
+cdef void fill_slot(Slot *s, const Template *t, const FillValues *v, bint late) noexcept nogil:
+    # The fields of the slot's own body and header lines (its template's parts PART_BODY and
+    # PART_HEADERS on): those that must be the send time when `late`, the others before.
+    cdef curl_slist *h
+    cdef int part = PART_HEADERS
+    if s.own_body:
+        fill_part(t, PART_BODY, s.body.data, v, late)
+    if s.own_headers:
+        h = s.headers
+        while h != NULL:
+            fill_part(t, part, h.data, v, late)
+            h = h.next
+            part += 1
+
+
 cdef int stamp_sent(void *user, char *primary_ip, char *local_ip, int primary_port,
                     int local_port) noexcept nogil:
     # The pacer hands requests over PRESEND_LEAD_NS early, so that libcurl's set-up of the
     # transfer (URL, connection lookup) is done by now: hold the request until its due time,
-    # then stamp it; libcurl writes it right after this returns.
+    # then stamp it; libcurl builds the request from the header list and writes it (the body
+    # from POSTFIELDS) right after this returns, so the send-time fields written here with the
+    # same clock read (sent_ns, deadline = it + the class's SLO) go out with it.
     cdef Slot *s = <Slot *> user
     cdef long long now = realtime_ns()
     while now < s.scheduled_ns:
         cpu_relax()
         now = realtime_ns()
     s.sent_ns = now
+    if s.late != NULL:
+        s.values.sent_ns = now
+        fill_slot(s, s.late, &s.values, True)
     return 0   # CURL_PREREQFUNC_OK
 
 

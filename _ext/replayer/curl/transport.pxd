@@ -7,7 +7,22 @@ cdef enum:
     PRESEND_LEAD_NS = 40000
     GRPC_PREFIX = 5          # compressed flag + 4-byte length before each gRPC message
     MAX_EVENTS = 64
-    TRACE_PREFIX_LEN = 16    # len("traceparent: 00-")
+    # A template's parts (replayer.transports.libcurl): the body (gRPC: framed), the URL, then
+    # one per header line.
+    PART_BODY = 0
+    PART_URL = 1
+    PART_HEADERS = 2
+
+
+# How a slot is set up for a (target, payload) pair, beside its template's parts.
+ctypedef struct PairSetup:
+    int target
+    const char *method       # CURLOPT_CUSTOMREQUEST, NULL: libcurl's (GET, POST with a body)
+    bint head                # HEAD: CURLOPT_NOBODY, no body awaited
+    bint has_body            # POSTFIELDS: the template's body part (or a slot's copy of it)
+    bint body_fields         # the body has fields: each slot sends its own copy
+    bint header_fields       # header lines have fields: each slot its own copy of the list
+    curl_slist *headers      # without header fields: the list every slot of the pair shares
 
 
 @cython.final
@@ -27,26 +42,31 @@ cdef class CurlTransport(Transport):
     cdef int *queue_tail
     cdef int admit_cap
     cdef bint kick           # transfers were admitted since libcurl's timer last ran
-    cdef const int[::1] target_of
-    cdef char **urls
-    cdef int n_urls
+    cdef int n_targets
+    # Each request's template (body, URL, header lines; fields filled per request) and class
+    # (its timeout), and how a slot is set up for each pair.
+    cdef ContentTable content
+    cdef PairSetup *pairs
+    cdef int n_pairs
+    cdef curl_slist **header_lists   # the distinct shared header lists of the pairs
+    cdef int n_header_lists
+    # A slot taken and filled before its request's due time (prepare), for `staged_event`.
+    cdef Slot *staged
+    cdef long long staged_event
     cdef list keep               # bytes objects the C pointers above point into
-    cdef curl_slist *base_headers
     cdef curl_slist *resolve
-    cdef const char *payload
-    cdef long long payload_len
-    cdef const char *method
     cdef const char *ca_file     # trusted certificates (replayer.transports.libcurl.tls_trust)
     cdef const char *ca_path
-    cdef long timeout_ms
+    cdef long timeout_ms         # the run's
     cdef long http_version
-    cdef bint multiplex, insecure, grpc, tracing
-    cdef unsigned long long trace_high
-    cdef int bytes_out
+    cdef bint multiplex, insecure, grpc
     cdef epoll_event events[MAX_EVENTS]
 
-    # submit, flush, poll and abort: Transport's (replayer._pacer)
+    # prepare, submit, flush, poll and abort: Transport's (replayer._pacer)
     cdef Slot *new_slot(self) except NULL
+    cdef Slot *take_slot(self) except NULL
+    cdef int use_pair(self, Slot *s, int pair) except -1
+    cdef void fill_early(self, Slot *s, long long event, long long scheduled_ns) noexcept
     cdef int admit(self, Slot *s) except -1
     cdef int admit_queued(self, int target, long long now) except -1
     cdef int start_admitted(self) except -1

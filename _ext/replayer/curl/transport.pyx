@@ -8,26 +8,31 @@ cdef class CurlTransport(Transport):
         self.loop.epfd = -1
         self.loop.timer_ns = -1
 
-    def __init__(self, RecordRing ring, const int[::1] target_of, list urls, list headers,
-                 list resolve, payload, method, long timeout_ms, long http_version,
-                 bint multiplex, bint insecure, long connections, trace_high=None,
-                 bint grpc=False, ca_file=None, ca_path=None):
-        """urls: bytes per target index; headers, resolve: bytes lines; payload: bytes or None;
-        method: bytes or None (libcurl's default: GET, or POST with a payload); ca_file,
-        ca_path: bytes or None, the certificates TLS peers are verified against."""
+    def __init__(self, RecordRing ring, ContentTable content, list pairs, list header_sets,
+                 list resolve, long timeout_ms, long http_version, bint multiplex,
+                 bint insecure, long connections, int n_targets, bint grpc=False, ca_file=None,
+                 ca_path=None):
+        """content: each request's template (part 0 the body, 1 the URL, 2.. the header lines)
+        and class; pairs: per template index (target, method bytes or None, has_body,
+        header_set: index into header_sets, the lines of a pair without header fields);
+        resolve: bytes lines; ca_file, ca_path: bytes or None, the certificates TLS peers are
+        verified against."""
         Transport.__init__(self, ring)
         cdef bytes b
+        cdef int k, f
+        cdef PairSetup *p
+        cdef const Template *t
         self.lead_ns = PRESEND_LEAD_NS
         self.brief_submit = True
         self.keep = []
-        self.target_of = target_of
+        self.content = content
+        self.staged = NULL
+        self.staged_event = -1
         self.timeout_ms = timeout_ms
         self.http_version = http_version
         self.multiplex = multiplex
         self.insecure = insecure
         self.grpc = grpc
-        self.tracing = trace_high is not None
-        self.trace_high = trace_high if trace_high is not None else 0
         self.loop.epfd = epoll_create1(EPOLL_CLOEXEC)
         self.loop.timer_ns = -1
         if self.loop.epfd < 0:
@@ -42,38 +47,58 @@ cdef class CurlTransport(Transport):
         # A cap per host: past it requests wait in libcurl for a free connection (their
         # latency shows it) instead of dialling thousands of connections when behind.
         rc_msetopt_long(self.multi, RC_MOPT_MAX_HOST_CONNECTIONS, connections)
-        rc_msetopt_long(self.multi, RC_MOPT_MAXCONNECTS, connections * max(1, len(urls)))
+        rc_msetopt_long(self.multi, RC_MOPT_MAXCONNECTS, connections * max(1, n_targets))
         if multiplex:
             rc_msetopt_long(self.multi, RC_MOPT_PIPELINING, RC_PIPE_MULTIPLEX)
-        self.n_urls = len(urls)
-        self.urls = <char **> malloc(max(1, self.n_urls) * sizeof(char *))
-        self.admitted = <int *> malloc(max(1, self.n_urls) * sizeof(int))
-        self.queue_head = <int *> malloc(max(1, self.n_urls) * sizeof(int))
-        self.queue_tail = <int *> malloc(max(1, self.n_urls) * sizeof(int))
-        if self.urls == NULL or self.admitted == NULL or self.queue_head == NULL or self.queue_tail == NULL:
+        self.n_targets = n_targets
+        self.admitted = <int *> malloc(max(1, n_targets) * sizeof(int))
+        self.queue_head = <int *> malloc(max(1, n_targets) * sizeof(int))
+        self.queue_tail = <int *> malloc(max(1, n_targets) * sizeof(int))
+        if self.admitted == NULL or self.queue_head == NULL or self.queue_tail == NULL:
             raise MemoryError()
-        for k in range(self.n_urls):
+        for k in range(n_targets):
             self.admitted[k] = 0
             self.queue_head[k] = -1
             self.queue_tail[k] = -1
         # HTTP/1.1: one transfer per connection; HTTP/2: libcurl's default of 100 streams each.
         self.admit_cap = <int> min(connections * (100 if multiplex else 1), 1 << 30)
-        for k, b in enumerate(urls):
-            self.keep.append(b)
-            self.urls[k] = b
-        for b in headers:
-            self.base_headers = rc_api.slist_append(self.base_headers, b)
+        self.header_lists = <curl_slist **> calloc(max(1, len(header_sets)), sizeof(curl_slist *))
+        if self.header_lists == NULL:
+            raise MemoryError()
+        self.n_header_lists = len(header_sets)
+        for k, lines in enumerate(header_sets):
+            for b in lines:
+                self.header_lists[k] = rc_api.slist_append(self.header_lists[k], b)
+        if len(pairs) != content.n_pairs:
+            raise ValueError(f"{len(pairs)} pair set-ups for {content.n_pairs} templates")
+        self.pairs = <PairSetup *> calloc(max(1, len(pairs)), sizeof(PairSetup))
+        if self.pairs == NULL:
+            raise MemoryError()
+        self.n_pairs = len(pairs)
+        for k, (target, method, has_body, header_set) in enumerate(pairs):
+            p = &self.pairs[k]
+            t = content.template(k)
+            if not 0 <= target < n_targets or t.n_parts < PART_HEADERS:
+                raise ValueError(f"pair {k}: target {target} or its template's parts")
+            p.target = target
+            if method is not None:
+                self.keep.append(method)
+                p.method = <bytes> method
+            p.head = (t.flags & TEMPLATE_HEAD) != 0
+            p.has_body = has_body and not p.head
+            for f in range(t.n_fills):
+                if t.fills[f].part == PART_BODY:
+                    p.body_fields = p.has_body
+                elif t.fills[f].part >= PART_HEADERS:
+                    p.header_fields = True
+            if not p.header_fields:
+                if not 0 <= header_set < self.n_header_lists:
+                    raise ValueError(f"pair {k}: no header list {header_set}")
+                p.headers = self.header_lists[header_set]
+        # Fields known before the due time (ids, random values) are filled then, not at the send.
+        self.prepares = any(content.early_fields(k) for k in range(content.n_pairs))
         for b in resolve:
             self.resolve = rc_api.slist_append(self.resolve, b)
-        if payload is not None:
-            self.keep.append(payload)
-            self.payload = <bytes> payload
-            self.payload_len = len(payload)
-            # gRPC: count the message, as grpcio does, not its 5-byte frame prefix.
-            self.bytes_out = len(payload) - (GRPC_PREFIX if grpc else 0)
-        if method is not None:
-            self.keep.append(method)
-            self.method = <bytes> method
         if ca_file is not None:
             self.keep.append(ca_file)
             self.ca_file = <bytes> ca_file
@@ -83,7 +108,6 @@ cdef class CurlTransport(Transport):
 
     cdef Slot *new_slot(self) except NULL:
         cdef Slot *s
-        cdef curl_slist *h
         cdef CURL *e
         if self.n_slots == self.cap_slots:
             self.cap_slots = max(64, 2 * self.cap_slots)
@@ -97,12 +121,21 @@ cdef class CurlTransport(Transport):
             raise MemoryError()
         s.easy = e
         s.index = self.n_slots
+        s.pair = -1
         s.target = -1
         s.busy = 0
         s.in_multi = 0
         s.next_queued = -1
+        s.timeout_ms = self.timeout_ms
+        s.late = NULL
+        s.body.data = NULL
+        s.body.cap = 0
+        s.body.pair = -1
+        s.body.part = PART_BODY
         s.headers = NULL
-        s.trace_hex = NULL
+        s.headers_pair = -1
+        s.own_body = 0
+        s.own_headers = 0
         s.error[0] = 0
         s.grpc_message[0] = 0
         self.slots[self.n_slots] = s
@@ -135,45 +168,122 @@ cdef class CurlTransport(Transport):
                 rc_setopt_ptr(e, RC_OPT_CAINFO, self.ca_file)
             if self.ca_path != NULL:
                 rc_setopt_ptr(e, RC_OPT_CAPATH, self.ca_path)
-        if self.payload != NULL:
-            rc_setopt_off(e, RC_OPT_POSTFIELDSIZE_LARGE, self.payload_len)
-            rc_setopt_ptr(e, RC_OPT_POSTFIELDS, self.payload)
-        if self.method != NULL:
-            rc_setopt_ptr(e, RC_OPT_CUSTOMREQUEST, self.method)
-        if self.tracing:
-            # The slot's own copy of the headers, ending with a traceparent whose ids are
-            # rewritten in place per request (same length every time).
-            h = self.base_headers
-            while h != NULL:
-                s.headers = rc_api.slist_append(s.headers, h.data)
-                h = h.next
-            s.headers = rc_api.slist_append(
-                s.headers, b"traceparent: 00-00000000000000000000000000000000-0000000000000000-01")
-            h = s.headers
-            while h.next != NULL:
-                h = h.next
-            s.trace_hex = h.data + TRACE_PREFIX_LEN
-            rc_setopt_ptr(e, RC_OPT_HTTPHEADER, s.headers)
-        else:
-            rc_setopt_ptr(e, RC_OPT_HTTPHEADER, self.base_headers)
         return s
+
+    cdef Slot *take_slot(self) except NULL:
+        if self.n_free:
+            self.n_free -= 1
+            return self.slots[self.free_stack[self.n_free]]
+        return self.new_slot()
+
+    cdef int use_pair(self, Slot *s, int pair) except -1:
+        """Set the slot up for another (target, payload) pair: URL, method, body, headers.
+        A slot keeps its pair from one request to the next, so this runs only on a change."""
+        cdef const PairSetup *p = &self.pairs[pair]
+        cdef const Template *t = self.content.template(pair)
+        cdef const char *body
+        cdef int k
+        rc_setopt_ptr(s.easy, RC_OPT_URL, t.parts[PART_URL])     # libcurl keeps its own copy
+        s.target = p.target
+        if p.head:
+            rc_setopt_long(s.easy, RC_OPT_NOBODY, 1)
+        else:
+            # NOBODY off turns a HEAD back into a GET; POSTFIELDS makes it a POST.
+            rc_setopt_long(s.easy, RC_OPT_NOBODY, 0)
+            if p.has_body:
+                if p.body_fields:
+                    buffer_load(&s.body, t, pair, PART_BODY)
+                    body = s.body.data
+                else:
+                    body = t.parts[PART_BODY]    # sent as it is: no copy
+                rc_setopt_off(s.easy, RC_OPT_POSTFIELDSIZE_LARGE, t.part_lens[PART_BODY])
+                rc_setopt_ptr(s.easy, RC_OPT_POSTFIELDS, body)
+            else:
+                rc_setopt_long(s.easy, RC_OPT_HTTPGET, 1)
+        s.own_body = p.body_fields
+        rc_setopt_ptr(s.easy, RC_OPT_CUSTOMREQUEST, p.method)
+        if p.header_fields:
+            # The slot's own copy of the lines, its fields written into them in place (libcurl
+            # reads the list when it builds the request, after stamp_sent).
+            if s.headers_pair != pair:
+                if s.headers != NULL:
+                    rc_api.slist_free_all(s.headers)
+                    s.headers = NULL
+                s.headers_pair = -1
+                for k in range(PART_HEADERS, t.n_parts):
+                    s.headers = rc_api.slist_append(s.headers, t.parts[k])
+                    if s.headers == NULL:
+                        raise MemoryError()
+                s.headers_pair = pair
+            rc_setopt_ptr(s.easy, RC_OPT_HTTPHEADER, s.headers)
+        else:
+            rc_setopt_ptr(s.easy, RC_OPT_HTTPHEADER, p.headers)
+        s.own_headers = p.header_fields
+        s.pair = pair
+        return 0
+
+    cdef void fill_early(self, Slot *s, long long event, long long scheduled_ns) noexcept:
+        """The fields of the slot's request known before its due time (ids, random values)."""
+        cdef FillValues v
+        self.content.values(&v, event, scheduled_ns)
+        fill_slot(s, self.content.template(s.pair), &v, False)
+
+    cpdef int prepare(self, long long event, long long scheduled_ns) except -1:
+        # The slot that will send it, set up for its pair, its early fields filled (a 602 KB
+        # tensor among them) while the pacer still waits for the due time.
+        cdef int pair = self.content.pair(event)
+        cdef Slot *s
+        if not self.content.template(pair).has_early:
+            return 0
+        if self.kick:
+            # The pacer prepares the next request before it flushes the last one: start what
+            # was submitted first, or it would wait out this fill (hundreds of µs for a tensor).
+            self.start_admitted()
+        s = self.staged
+        self.staged = NULL
+        if s == NULL:
+            s = self.take_slot()
+        if s.pair != pair:
+            self.use_pair(s, pair)
+        self.fill_early(s, event, scheduled_ns)
+        self.staged = s
+        self.staged_event = event
+        return 0
 
     cpdef int submit(self, long long event, long long scheduled_ns, long long sent_ns,
                      signed char cause) except -1:
         cdef Slot *s
-        cdef int target = self.target_of[event]
-        if self.n_free:
-            self.n_free -= 1
-            s = self.slots[self.free_stack[self.n_free]]
+        cdef int target, pair
+        cdef const Template *t
+        cdef long long class_timeout
+        cdef long timeout_ms
+        if self.staged != NULL and self.staged_event == event:
+            s = self.staged          # set up and filled by prepare
+            self.staged = NULL
+            t = self.content.template(s.pair)
         else:
-            s = self.new_slot()
-        if s.target != target:
-            rc_setopt_ptr(s.easy, RC_OPT_URL, self.urls[target])
-            s.target = target
-        if self.tracing:
-            # W3C trace context, as replayer.transports.traceparent: trace id = run prefix +
-            # event, span id = event + 1.
-            write_trace_ids(s.trace_hex, self.trace_high, <unsigned long long> event)
+            s = self.take_slot()
+            pair = self.content.pair(event)
+            if s.pair != pair:
+                self.use_pair(s, pair)
+            t = self.content.template(pair)
+            if t.has_early:
+                self.fill_early(s, event, scheduled_ns)
+        target = s.target
+        if t.has_late:
+            # Filled by stamp_sent, with the send stamp itself.
+            self.content.values(&s.values, event, scheduled_ns)
+            s.late = t
+        else:
+            s.late = NULL
+        # Its class's timeout (CURLOPT_TIMEOUT_MS: from its start to its answer), set only
+        # when it changes for this slot; past it libcurl ends it as a timeout.
+        class_timeout = self.content.timeout(event, 0)
+        timeout_ms = self.timeout_ms if class_timeout <= 0 else \
+            <long> max(1, class_timeout // 1000000)
+        if s.timeout_ms != timeout_ms:
+            rc_setopt_long(s.easy, RC_OPT_TIMEOUT_MS, timeout_ms)
+            s.timeout_ms = timeout_ms
         s.event = event
         s.scheduled_ns = scheduled_ns
         s.cause = cause
@@ -370,7 +480,7 @@ cdef class CurlTransport(Transport):
         self.n_free += 1
         self.inflight -= 1
         self.ring.push(s.event, s.scheduled_ns, s.sent_ns, done_ns, <int> status, kind,
-                       s.cause, self.bytes_out, bytes_in)
+                       s.cause, self.content.template(s.pair).bytes_out, bytes_in)
         if kind != ERR_OK:
             self.note_failure(kind, s.event, done_ns, why)
         if self.queue_head[s.target] >= 0:
@@ -380,7 +490,7 @@ cdef class CurlTransport(Transport):
     cpdef int abort(self) except -1:
         cdef int k
         cdef long long now = realtime_ns()
-        for k in range(self.n_urls):       # queued requests are cancelled too, not admitted
+        for k in range(self.n_targets):    # queued requests are cancelled too, not admitted
             self.queue_head[k] = -1
             self.queue_tail[k] = -1
         cdef Slot *s
@@ -409,14 +519,23 @@ cdef class CurlTransport(Transport):
                 rc_api.easy_cleanup(self.slots[k].easy)
                 if self.slots[k].headers != NULL:
                     rc_api.slist_free_all(self.slots[k].headers)
+                buffer_free(&self.slots[k].body)
                 free(self.slots[k])
             rc_api.multi_cleanup(self.multi)
             self.multi = NULL
             self.n_slots = 0
             self.n_free = 0
-        if self.base_headers != NULL:
-            rc_api.slist_free_all(self.base_headers)
-            self.base_headers = NULL
+            self.staged = NULL
+        if self.header_lists != NULL:
+            for k in range(self.n_header_lists):
+                if self.header_lists[k] != NULL:
+                    rc_api.slist_free_all(self.header_lists[k])
+            free(self.header_lists)
+            self.header_lists = NULL
+            self.n_header_lists = 0
+        free(self.pairs)
+        self.pairs = NULL
+        self.n_pairs = 0
         if self.resolve != NULL:
             rc_api.slist_free_all(self.resolve)
             self.resolve = NULL
@@ -428,7 +547,6 @@ cdef class CurlTransport(Transport):
         self.release()
         free(self.slots)
         free(self.free_stack)
-        free(self.urls)
         free(self.admitted)
         free(self.queue_head)
         free(self.queue_tail)

@@ -1,19 +1,12 @@
-# What the native HTTP client sends where: each target's request, built once, and the hosts
-# (host:port, as libcurl counts them) whose connections carry them, with the FIFO of requests
-# waiting for a connection.
+# Where the native HTTP client sends: the hosts (host:port, as libcurl counts them) whose
+# connections carry the targets' requests (built once per target and payload: the worker's
+# ContentTable), with the FIFO of requests waiting for a connection.
 
 cdef enum:
     MAX_ADDRS = 4            # addresses tried per target (IPv6 and IPv4 of a name, say)
     ADDR_SIZE = 28           # sizeof(struct sockaddr_in6), the largest kind used
     NAME_TEXT = 128          # a host's "name:port", for failure messages
     ADDR_TEXT = 48           # an address's "[v6 address]:port", for failure messages
-
-
-ctypedef struct Target:
-    char *request            # the whole request, built once
-    long long request_len
-    long long trace_at       # offset of the traceparent's hex ids in `request`, -1 none
-    int host                 # whose connections carry it
 
 
 ctypedef struct Host:

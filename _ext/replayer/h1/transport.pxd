@@ -4,6 +4,7 @@ cdef enum:
     MAX_EVENTS = 64
     READ_CHUNK = 16384       # initial answer buffer per connection; bodies stream through it
     READ_BUDGET = 262144     # bytes read from one connection per wake-up
+    BRIEF_REQUEST = 65536    # a request up to this size is written in a brief submit
 
 # Connection states
 cdef enum:
@@ -18,9 +19,7 @@ ctypedef struct Conn:
     int fd
     unsigned int gen         # bumped on every reuse of the slot: stale epoll events are ignored
     int host
-    int target               # of the request it carries (or last carried)
-    int own_target           # whose request `own` holds, -1 none
-    long long own_cap
+    int pair                 # the template of the request it carries (ContentTable)
     int state
     int addr_index
     int served               # answers read on this connection
@@ -33,8 +32,9 @@ ctypedef struct Conn:
     int dial_errno           # why the last address dialled failed
     signed char cause        # of its request (CAUSE_*): the pacer's, or that it waited here
     long long event, scheduled_ns, sent_ns, deadline_ns
-    char *out                # the request bytes being written: the target's, or `own` patched
-    char *own                # this connection's copy of the request, when ids are written in
+    long long timeout_ns     # its request's: the run's, or its class's
+    char *out                # the request bytes being written: the template's, or `own` filled
+    ContentBuffer own        # this connection's copy of the request, when fields are filled in
     long long out_len, out_off
     char *buf                # the answer, as far as it is not consumed
     long long buf_len, buf_cap
@@ -44,8 +44,13 @@ ctypedef struct Conn:
 
 @cython.final
 cdef class NativeHttpTransport(Transport):
-    cdef Target *targets
+    cdef ContentTable content    # each request's template and class
+    cdef int *host_of            # per target
     cdef int n_targets
+    # A request's content filled before its due time (prepare), taken by the connection that
+    # sends it (swapped with its own copy).
+    cdef ContentBuffer stage
+    cdef long long stage_event
     cdef Host *hosts
     cdef int n_hosts
     cdef Conn **conns
@@ -56,11 +61,6 @@ cdef class NativeHttpTransport(Transport):
     cdef int cap_per_host
     cdef long long timeout_ns
     cdef char timeout_text[48]   # "timeout after 5 s", the start of every timeout's message
-    cdef int bytes_out
-    cdef bint head_request
-    cdef bint tracing
-    cdef unsigned long long trace_high
-    cdef const int[::1] target_of
     cdef epoll_event events[MAX_EVENTS]
 
     # submit, flush, poll and abort: Transport's (replayer._pacer)
@@ -76,6 +76,8 @@ cdef class NativeHttpTransport(Transport):
     cdef int dial_failed(self, Conn *c) except -1
     cdef int redial(self, Conn *c, int err) except -1
     cdef int connected(self, Conn *c) except -1
+    cdef int fill_early(self, ContentBuffer *b, long long event, long long scheduled_ns,
+                        int pair) except -1
     cdef int send_request(self, Conn *c, long long now) except -1
     cdef int write_out(self, Conn *c) except -1
     cdef int on_event(self, Conn *c, unsigned int ev, long long now) except -1

@@ -10,50 +10,44 @@ cdef class NativeHttpTransport(Transport):
         self.busy_head = -1
         self.busy_tail = -1
 
-    def __init__(self, RecordRing ring, const int[::1] target_of, list requests, list host_of,
-                 list addresses, long long timeout_ns, long connections, int bytes_out,
-                 bint head_request=False, trace_high=None, list trace_offsets=None,
-                 list host_names=None):
-        """requests: bytes per target; host_of: the host index of each target; addresses: per
-        host a list of packed sockaddr bytes (none: every request to it fails to connect);
-        trace_offsets: per target the offset of the traceparent's ids in its request (with
-        trace_high); host_names: per host its "name:port", for failure messages."""
+    def __init__(self, RecordRing ring, ContentTable content, list host_of, list addresses,
+                 long long timeout_ns, long connections, list host_names=None):
+        """content: each request's template (the whole request, part 0) and class; host_of:
+        the host index of each target; addresses: per host a list of packed sockaddr bytes
+        (none: every request to it fails to connect); host_names: per host its "name:port",
+        for failure messages."""
         Transport.__init__(self, ring)
         cdef int k, a
         cdef bytes b
-        cdef Target *t
         cdef Host *h
-        self.brief_submit = True
-        self.target_of = target_of
+        self.content = content
+        # A submit writes its request: brief, unless a request is large (a 602 KB body takes
+        # 100 µs or more to write, which the pacer would take for a CPU stall).
+        self.brief_submit = content.largest_part <= BRIEF_REQUEST
         self.timeout_ns = timeout_ns
         text_append(self.timeout_text, sizeof(self.timeout_text), 0,
                     f"timeout after {timeout_ns / 1e9:g} s".encode())
         self.cap_per_host = <int> max(1, connections)
-        self.bytes_out = bytes_out
-        self.head_request = head_request
-        self.tracing = trace_high is not None
-        self.trace_high = trace_high if trace_high is not None else 0
+        self.stage.data = NULL
+        self.stage.cap = 0
+        self.stage.pair = -1
+        self.stage.part = 0
+        self.stage_event = -1
+        # Fields known before the due time are filled then, not at the send.
+        self.prepares = any(content.early_fields(k) for k in range(content.n_pairs))
         self.epfd = epoll_create1(EPOLL_CLOEXEC)
         if self.epfd < 0:
             raise OSError(errno, "epoll_create1 failed")
-        self.n_targets = len(requests)
+        self.n_targets = len(host_of)
         self.n_hosts = len(addresses)
-        self.targets = <Target *> calloc(max(1, self.n_targets), sizeof(Target))
+        self.host_of = <int *> calloc(max(1, self.n_targets), sizeof(int))
         self.hosts = <Host *> calloc(max(1, self.n_hosts), sizeof(Host))
-        if self.targets == NULL or self.hosts == NULL:
+        if self.host_of == NULL or self.hosts == NULL:
             raise MemoryError()
         for k in range(self.n_targets):
-            t = &self.targets[k]
-            b = requests[k]
-            t.request_len = len(b)
-            t.request = <char *> malloc(max(1, t.request_len))
-            if t.request == NULL:
-                raise MemoryError()
-            memcpy(t.request, <const char *> b, t.request_len)
-            t.trace_at = trace_offsets[k] if self.tracing else -1
-            t.host = host_of[k]
-            if not 0 <= t.host < self.n_hosts:
-                raise ValueError(f"target {k}: no host {t.host}")
+            self.host_of[k] = host_of[k]
+            if not 0 <= host_of[k] < self.n_hosts:
+                raise ValueError(f"target {k}: no host {host_of[k]}")
         for k in range(self.n_hosts):
             h = &self.hosts[k]
             name = (host_names[k] if host_names is not None else f"host {k}").encode()
@@ -69,9 +63,16 @@ cdef class NativeHttpTransport(Transport):
 
     # ---- the pacer's seams ----
 
+    cpdef int prepare(self, long long event, long long scheduled_ns) except -1:
+        cdef int pair = self.content.pair(event)
+        if self.content.template(pair).has_early:
+            self.fill_early(&self.stage, event, scheduled_ns, pair)
+            self.stage_event = event
+        return 0
+
     cpdef int submit(self, long long event, long long scheduled_ns, long long sent_ns,
                      signed char cause) except -1:
-        cdef int host = self.targets[self.target_of[event]].host
+        cdef int host = self.host_of[self.content.target(event)]
         cdef Host *h = &self.hosts[host]
         self.inflight += 1
         # The pacer's `sent_ns` (its hand-over time) is no send stamp: a request is stamped
@@ -102,7 +103,7 @@ cdef class NativeHttpTransport(Transport):
             while host_dequeue(&self.hosts[k], &event, &scheduled_ns, &cause, &handed_ns):
                 self.inflight -= 1
                 self.ring.push(event, scheduled_ns, 0, now, 0, ERR_CANCELLED, CAUSE_NONE,
-                               self.bytes_out, 0)
+                               self.content.template(self.content.pair(event)).bytes_out, 0)
                 self.note_failure(ERR_CANCELLED, event, now,
                                   "cancelled at the end of the run, waiting for a connection")
         for k in range(self.n_conns):
@@ -170,16 +171,17 @@ cdef class NativeHttpTransport(Transport):
                 raise MemoryError()
             c.buf_cap = READ_CHUNK
             c.gen = 0
-            c.own = NULL
-            c.own_cap = 0
-            c.own_target = -1
+            c.own.data = NULL
+            c.own.cap = 0
+            c.own.pair = -1
+            c.own.part = 0
             c.index = self.n_conns
             self.conns[self.n_conns] = c
             self.n_conns += 1
         c.gen += 1
         c.fd = -1
         c.host = host
-        c.target = -1
+        c.pair = -1
         c.state = C_CLOSED
         c.served = 0
         c.tries = 0
@@ -194,27 +196,37 @@ cdef class NativeHttpTransport(Transport):
 
     cdef void assign(self, Conn *c, long long event, long long scheduled_ns, signed char cause,
                      int retried, long long now) noexcept:
+        cdef int after
         c.event = event
-        c.target = self.target_of[event]
+        c.pair = self.content.pair(event)
         c.scheduled_ns = scheduled_ns
         c.cause = cause
         # Set by send_request just before the first byte is written; a request that never gets
         # there (its dial failed, timed out or was cancelled) has no sent stamp.
         c.sent_ns = 0
         c.retried = retried
-        answer_start(&c.answer, self.head_request)
+        answer_start(&c.answer, self.content.template(c.pair).flags & TEMPLATE_HEAD)
         c.got = 0
         # Like libcurl's CURLOPT_TIMEOUT, the clock runs from when the request takes its
-        # connection (a dial included), not while it waits for one. The timeout is the same
-        # for every request, so appending keeps the list in deadline order.
-        c.deadline_ns = now + self.timeout_ns
-        c.prev_busy = self.busy_tail
-        c.next_busy = -1
-        if self.busy_tail >= 0:
-            self.conns[self.busy_tail].next_busy = c.index
+        # connection (a dial included), not while it waits for one. The busy list stays in
+        # deadline order: with one timeout a request goes last; a class with a shorter one
+        # goes before the later deadlines of the others.
+        c.timeout_ns = self.content.timeout(event, self.timeout_ns)
+        c.deadline_ns = now + c.timeout_ns
+        after = self.busy_tail
+        while after >= 0 and self.conns[after].deadline_ns > c.deadline_ns:
+            after = self.conns[after].prev_busy
+        c.prev_busy = after
+        if after >= 0:
+            c.next_busy = self.conns[after].next_busy
+            self.conns[after].next_busy = c.index
         else:
+            c.next_busy = self.busy_head
             self.busy_head = c.index
-        self.busy_tail = c.index
+        if c.next_busy >= 0:
+            self.conns[c.next_busy].prev_busy = c.index
+        else:
+            self.busy_tail = c.index
 
     cdef void unlink_busy(self, Conn *c) noexcept:
         if c.prev_busy >= 0:
@@ -296,28 +308,36 @@ cdef class NativeHttpTransport(Transport):
 
     # ---- writing and reading ----
 
+    cdef int fill_early(self, ContentBuffer *b, long long event, long long scheduled_ns,
+                        int pair) except -1:
+        """b: a copy of the pair's request with the fields known before the send filled in."""
+        cdef const Template *t = self.content.template(pair)
+        cdef FillValues v
+        buffer_load(b, t, pair, 0)
+        self.content.values(&v, event, scheduled_ns)
+        fill_part(t, 0, b.data, &v, False)
+        return 0
+
     cdef int send_request(self, Conn *c, long long now) except -1:
-        """Write c's request; `now` (just read) is its sent stamp."""
-        cdef Target *t = &self.targets[c.target]
-        if t.trace_at >= 0:
-            if c.own_target != c.target:
-                # The connection's own copy of this target's request, to write ids into.
-                if c.own_cap < t.request_len:
-                    free(c.own)
-                    c.own = <char *> malloc(t.request_len)
-                    if c.own == NULL:
-                        c.own_cap = 0
-                        raise MemoryError()
-                    c.own_cap = t.request_len
-                memcpy(c.own, t.request, t.request_len)
-                c.own_target = c.target
-            # W3C trace context, as replayer.transports.traceparent: trace id = run prefix +
-            # event, span id = event + 1; same length every time, written in place.
-            write_trace_ids(c.own + t.trace_at, self.trace_high, <unsigned long long> c.event)
-            c.out = c.own
+        """Write c's request; `now` (just read) is its sent stamp, and its send-time fields'."""
+        cdef const Template *t = self.content.template(c.pair)
+        cdef FillValues v
+        if t.n_fills:
+            if self.stage_event == c.event and self.stage.pair == c.pair:
+                buffer_swap(&c.own, &self.stage)     # prepared before its due time
+                self.stage_event = -1
+            elif t.has_early:
+                self.fill_early(&c.own, c.event, c.scheduled_ns, c.pair)
+            else:
+                buffer_load(&c.own, t, c.pair, 0)
+            if t.has_late:
+                self.content.values(&v, c.event, c.scheduled_ns)
+                v.sent_ns = now
+                fill_part(t, 0, c.own.data, &v, True)
+            c.out = c.own.data
         else:
-            c.out = t.request
-        c.out_len = t.request_len
+            c.out = t.parts[0]
+        c.out_len = t.part_lens[0]
         c.out_off = 0
         c.buf_len = 0
         c.state = C_RECEIVING
@@ -450,7 +470,7 @@ cdef class NativeHttpTransport(Transport):
             done_ns = c.sent_ns
         self.inflight -= 1
         self.ring.push(c.event, c.scheduled_ns, c.sent_ns, done_ns, c.answer.status, kind,
-                       c.cause, self.bytes_out, c.answer.body_bytes)
+                       c.cause, self.content.template(c.pair).bytes_out, c.answer.body_bytes)
         if kind != ERR_OK:
             self.note_failure(kind, c.event, done_ns, message)
         c.event = -1
@@ -555,7 +575,13 @@ cdef class NativeHttpTransport(Transport):
     cdef int timed_out(self, Conn *c, long long now) except -1:
         # "timeout after 5 s waiting for the answer", or connecting to, sending, reading it
         cdef char text[FAILURE_TEXT]
-        cdef size_t at = text_append(text, FAILURE_TEXT, 0, self.timeout_text)
+        cdef size_t at
+        if c.timeout_ns == self.timeout_ns:
+            at = text_append(text, FAILURE_TEXT, 0, self.timeout_text)
+        else:                   # its class's own timeout
+            at = text_append_int(text, FAILURE_TEXT, text_append(text, FAILURE_TEXT, 0,
+                                 "timeout after "), c.timeout_ns // 1000000)
+            at = text_append(text, FAILURE_TEXT, at, " ms (its class's)")
         if c.state == C_CONNECTING:
             at = text_append(text, FAILURE_TEXT, at, " connecting to ")
             text_append(text, FAILURE_TEXT, at, self.hosts[c.host].addr_text[c.addr_index])
@@ -577,7 +603,7 @@ cdef class NativeHttpTransport(Transport):
                 close(self.conns[k].fd)
                 self.conns[k].fd = -1
             free(self.conns[k].buf)
-            free(self.conns[k].own)
+            buffer_free(&self.conns[k].own)
             free(self.conns[k])
         self.n_conns = 0
         self.free_conn = -1
@@ -585,12 +611,10 @@ cdef class NativeHttpTransport(Transport):
         free(self.conns)
         self.conns = NULL
         self.cap_conns = 0
-        if self.targets != NULL:
-            for k in range(self.n_targets):
-                free(self.targets[k].request)
-            free(self.targets)
-            self.targets = NULL
-            self.n_targets = 0
+        buffer_free(&self.stage)
+        free(self.host_of)
+        self.host_of = NULL
+        self.n_targets = 0
         if self.hosts != NULL:
             for k in range(self.n_hosts):
                 free(self.hosts[k].queue)

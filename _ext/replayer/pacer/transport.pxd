@@ -31,10 +31,14 @@ cdef class Transport:
     # takes a gap longer than its stall threshold across it as its CPU taken away (a stall),
     # as a task woken by the send preempting it.
     cdef public bint brief_submit
+    # The transport fills part of a request's content before its due time (prepare): the
+    # pacer calls prepare once per request, before it waits for it.
+    cdef public bint prepares
     cdef FailureKindLog failures[N_ERROR_KINDS]
 
     cdef void note_failure(self, signed char kind, long long event, long long now,
                            const char *message) noexcept nogil
+    cpdef int prepare(self, long long event, long long scheduled_ns) except -1
     cpdef int submit(self, long long event, long long scheduled_ns, long long sent_ns,
                      signed char cause) except -1
     cpdef int flush(self) except -1

@@ -12,6 +12,7 @@ cdef class Transport:
         self.inflight = 0
         self.lead_ns = 0
         self.brief_submit = False
+        self.prepares = False
 
     cdef void note_failure(self, signed char kind, long long event, long long now,
                            const char *message) noexcept nogil:
@@ -68,6 +69,11 @@ cdef class Transport:
                 "other_messages": log.other,
             }
         return out
+
+    cpdef int prepare(self, long long event, long long scheduled_ns) except -1:
+        """Fill what `event` carries that is known before its due time (ids, random values),
+        so that at the due time only the send-time fields are left (with `prepares`)."""
+        return 0
 
     cpdef int submit(self, long long event, long long scheduled_ns, long long sent_ns,
                      signed char cause) except -1:
