@@ -31,6 +31,8 @@ CAPTIONS = {
                      "in-flight bound, a burst, or unknown).",
     "latency_cdf": "Latency distribution per endpoint, and its tail.",
     "errors_over_time": "Failed requests over time, by error kind.",
+    "perf_over_time": "The machine and the monitored processes (--monitor-pid, perf.jsonl): "
+                      "CPU, memory, disk and network I/O, on the requests' time axis.",
 }
 
 _CSS = """
@@ -94,9 +96,9 @@ def _box(table_id: str, html_table: str) -> str:
 # The summary's header: groups over short labels (a one-row header of long labels made the
 # table wider than a 1400-pixel window).
 _GROUPS = [("", 1), ("requests", 3), ("rate, req/s", 3), ("send lag", 2),
-           ("latency (done − sent)", len(stats.PERCENTILE_LABELS)), ("from intended", 1), ("SLO", 2)]
+           ("latency (done − sent)", len(stats.PERCENTILE_LABELS)), ("from intended", 1), ("SLO", 3)]
 _LABELS = ["", "all", "ok", "failed", "intended", "sent", "answered", "p50", "p99",
-           *stats.PERCENTILE_LABELS, "p99", "limit", "met"]
+           *stats.PERCENTILE_LABELS, "p99", "limit", "met", "intended"]
 
 
 def _group_table(summary: dict) -> str:
@@ -112,7 +114,8 @@ def _group_table(summary: dict) -> str:
                  fmt.duration(g["lag_ns"]["p50"]), fmt.duration(g["lag_ns"]["p99"]),
                  *[fmt.duration(lat[k]) for k in stats.PERCENTILE_LABELS],
                  fmt.duration(g["latency_intended_ns"]["p99"]),
-                 fmt.duration(g["slo_ns"]) if g.get("slo_ns") else "–", _share(g.get("slo_attainment"))]
+                 fmt.duration(g["slo_ns"]) if g.get("slo_ns") else "–",
+                 _share(g.get("slo_attainment")), _share(g.get("slo_attainment_intended"))]
         out.append(f"<tr><td class='name' title='{_e(label)}'>{_e(label)}</td>"
                    + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
     out.append("</table>")

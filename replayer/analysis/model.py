@@ -58,8 +58,11 @@ DEFINITIONS = {
     **{name[:-3]: f"{end} - {start}, {_OF[of]}" + (" (free of coordinated omission)"
                                                    if name == "latency_intended_ns" else "")
        for name, (end, start, of) in DURATIONS.items()},
-    "slo_attainment": "share of requests that succeeded with latency_intended <= the class SLO; "
-                      "failed and unsent requests count as missed",
+    "slo_attainment": "of a class with an SLO: share of its requests counted that were "
+                      "answered ok with latency (from actual send) <= the SLO; requests never "
+                      "sent, failed or timed out count as not attained (slo_met: how many "
+                      "attained)",
+    "slo_attainment_intended": "the same with latency_intended (from intended send)",
     "rates": "requests per second of the schedule's duration (last - first scheduled time, "
              "plus one mean gap: n requests 1/r apart make rate r); intended: requests counted, "
              "sent: those sent, answered: those answered successfully; every group is divided "
@@ -408,21 +411,34 @@ def scheduled_requests(meta: dict) -> int | None:
     return None
 
 
+# A duration of a class in run.json, by key: the unit its number is in (ns per unit).
+_SLO_KEYS = (("slo_ns", 1), ("slo_us", 1e3), ("slo_ms", 1e6), ("slo_s", 1e9), ("slo", 1e6))
+_TIMEOUT_KEYS = (("timeout_ns", 1), ("timeout_us", 1e3), ("timeout_ms", 1e6), ("timeout_s", 1e9))
+
+
+def _duration_ns(item: dict, keys) -> int | None:
+    for key, scale in keys:
+        value = item.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return int(value * scale)
+    return None
+
+
 def class_table(meta: dict) -> list[dict]:
-    """Classes of a run from run.json: [{"name": str, "slo_ns": int | None}], index = cls.
-    Accepts names, or objects with name and slo_ns / slo_ms / slo_us / slo_s / slo (ms)."""
+    """Classes of a run from run.json: [{"name", "slo_ns", "timeout_ns", "tags"}], index =
+    cls; slo_ns and timeout_ns None where the class has none, tags {} without any. Accepts
+    plain names (older runs), objects as a schedule's class table holds them (name, slo_ns,
+    timeout_ns, tags), and SLOs and timeouts in other units (slo_us, slo_ms, slo_s, slo in ms;
+    timeout_us, timeout_ms, timeout_s)."""
     out = []
     for i, item in enumerate(meta.get("classes") or []):
         if isinstance(item, dict):
-            name = str(item.get("name", item.get("class", f"class{i}")))
-            slo_ns = None
-            for key, scale in (("slo_ns", 1), ("slo_us", 1e3), ("slo_ms", 1e6), ("slo_s", 1e9),
-                               ("slo", 1e6)):
-                value = item.get(key)
-                if isinstance(value, (int, float)) and value > 0:
-                    slo_ns = int(value * scale)
-                    break
-            out.append({"name": name, "slo_ns": slo_ns})
+            tags = item.get("tags")
+            out.append({"name": str(item.get("name", item.get("class", f"class{i}"))),
+                        "slo_ns": _duration_ns(item, _SLO_KEYS),
+                        "timeout_ns": _duration_ns(item, _TIMEOUT_KEYS),
+                        "tags": ({str(k): str(v) for k, v in tags.items()}
+                                 if isinstance(tags, dict) else {})})
         else:
-            out.append({"name": str(item), "slo_ns": None})
+            out.append({"name": str(item), "slo_ns": None, "timeout_ns": None, "tags": {}})
     return out

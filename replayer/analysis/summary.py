@@ -15,19 +15,25 @@ the files it wrote) into the report's summary.json.
   overall                           a group: the requests counted (warm-up excluded unless
                                     include_warmup): requests, sent, completed, ok, errors,
                                     status, rates, lag_ns, latency_ns, latency_intended_ns
-                                    (stats.distribution), SLO fields, failures
+                                    (stats.distribution), failures
+  classes                           per request class, the class's group with its SLO and its
+                                    attainment (ClassResults); the run's summary has it when
+                                    its schedule has classes
   tls_verified, definitions, problems
 
 The run adds workers (given to the summary: their stall counters word the advice), stopped,
-latf and trace; the report adds run_dir, targets and classes (groups), fidelity and files.
+latf and trace; the report adds run_dir, targets (groups), fidelity and files.
 Durations are nanoseconds; what each quantity is, is replayer.analysis.model's.
 
 The run's summary (summarize_run) is read in memory that does not grow with the run: its
 counts were taken as the records were drained (model.LiveCounts), and its percentiles are
 exact, nearest rank, from passes over the files (stats.StreamedDistribution): the first pass
 also feeds the run's other readers of its records (the -latf file, the Zipkin spans), so the
-end of a run reads its records twice (a third time in the rare case StreamedPercentiles needs
-it). The report loads columns instead and computes the same numbers (replayer.analysis.report).
+end of a run reads its records twice (a third time when the range that holds a percentile
+holds more values than StreamedPercentiles keeps: over 2**18 within 1/256 of an octave
+overall, rare; over 2**15 within 1/16 of an octave for a class, in classes of a million
+requests and more). The report loads columns instead and computes the same numbers
+(replayer.analysis.report).
 """
 from __future__ import annotations
 
@@ -38,8 +44,8 @@ import numpy as np
 
 from replayer.analysis import fmt, stats
 from replayer.analysis.failures import read_failures
-from replayer.analysis.model import (DEFINITIONS, DURATIONS, PHASES, Columns, Counts,
-                                     LiveCounts, class_table, run_metadata)
+from replayer.analysis.model import (DEFINITIONS, DURATIONS, ERROR_NAMES, PHASES, Columns,
+                                     Counts, LiveCounts, class_table, run_metadata)
 from replayer.analysis.records import iter_batches, record_files
 from replayer.analysis.thresholds import Goals, ThresholdEvaluator
 
@@ -75,9 +81,6 @@ def group(counts: Counts, distributions: dict[str, dict], duration_ns: float | N
         "status": {str(code): n for code, n in sorted(counts.status.items())},
         "rates": stats.rates(counts.requests, counts.sent, counts.ok, duration_ns),
         **{name: distributions[name] for name in DURATIONS},
-        "slo_ns": None,
-        "slo_attainment": None,
-        "slo_attainment_from_sent": None,
     }
 
 
@@ -200,19 +203,24 @@ def summarize_run(run_dir: Path, scheduled: int, live: list[LiveCounts] | None =
     else:
         phases = [Counts.total(counts.phases[p] for counts in live) for p in range(len(PHASES))]
     dists = {name: stats.StreamedDistribution() for name in DURATIONS}
-    evaluator = ThresholdEvaluator(goals.thresholds, [k["name"] for k in class_table(meta)])
+    classes = class_table(meta)
+    evaluator = ThresholdEvaluator(goals.thresholds, [k["name"] for k in classes])
+    by_class = ClassResults(classes) if classes else None
     # Whether a send was late needs the run's rate: known before the first pass when the
     # drain counted, else after it (then the late sends are counted in the second).
     late = LateSends(None if live is None else max_lag_ns(goals, Counts.total(phases), scheduled,
                                                           workers))
     late_counted = False
     later_columns = PASS_COLUMNS + (TAG_COLUMNS if any(t.tags for t in goals.thresholds) else [])
+    if by_class is not None:
+        later_columns = sorted(set(later_columns).union(["cls"]))
     first_columns = sorted(set(COUNT_COLUMNS if live is None else PASS_COLUMNS).union(
-        later_columns, *(r.COLUMNS for r in readers)))
+        later_columns, by_class.COLUMNS if by_class is not None else (),
+        *(r.COLUMNS for r in readers)))
     passes = 0
     try:
         while (passes == 0 or any(d.open() for d in dists.values()) or evaluator.open()
-               or not late_counted):
+               or not late_counted or (by_class is not None and by_class.open())):
             first = passes == 0
             count_late = late.threshold_ns is not None and not late_counted
             for batch in iter_batches(run_dir, first_columns if first else later_columns,
@@ -232,11 +240,15 @@ def summarize_run(run_dir: Path, scheduled: int, live: list[LiveCounts] | None =
                     late.add(c, measured)
                 if evaluator.open():
                     evaluator.add(c)
+                if by_class is not None and by_class.open():
+                    by_class.add(c, measured)
             for d in dists.values():
                 if d.open():
                     d.end_pass()
             if evaluator.open():
                 evaluator.end_pass()
+            if by_class is not None and by_class.open():
+                by_class.end_pass()
             late_counted = late_counted or count_late
             if first:
                 for reader in readers:
@@ -250,9 +262,188 @@ def summarize_run(run_dir: Path, scheduled: int, live: list[LiveCounts] | None =
             reader.close()
     messages = read_failures(run_dir, problems)
     measured = phases[PHASES.index("measure")]
-    return document(Counts.total(phases), measured, {n: d.result() for n, d in dists.items()},
-                    meta, scheduled, False, messages, problems, goals=goals, workers=workers,
-                    late=late, thresholds=evaluator.results(), worker_stats=worker_stats)
+    doc = document(Counts.total(phases), measured, {n: d.result() for n, d in dists.items()},
+                   meta, scheduled, False, messages, problems, goals=goals, workers=workers,
+                   late=late, thresholds=evaluator.results(), worker_stats=worker_stats)
+    if by_class is not None:
+        doc["classes"] = by_class.results(span_ns(measured))
+        add_inference_verdict(doc, meta)
+    return doc
+
+
+def add_inference_verdict(doc: dict, meta: dict) -> None:
+    """The MLPerf-style verdict of a `gen classes` schedule (analysis/mlperf.py) and the seed's
+    table by (tier, slo), when run.json carries its rules."""
+    from replayer.analysis.mlperf import mlperf_verdict
+    verdict = mlperf_verdict(meta, doc.get("classes") or {}, doc["start_ns"])
+    if verdict is not None:
+        doc["mlperf"] = verdict
+
+
+# ---------------------------------------------------------------- classes
+
+
+class ClassResults:
+    """Results per request class: the one computation of a class's group, for the run's
+    summary (streamed over its record files) and `replayer report` (over loaded columns).
+
+    A class's group is a `group` of the class's requests counted (measured: warm-up left out
+    unless the report includes it), with the class's index, tags, slo_ns and timeout_ns
+    (model.class_table), and its SLO attainment:
+
+      slo_attainment           the share of the class's requests counted that were answered
+                               ok with latency (from actual send: done - sent) <= slo_ns
+      slo_attainment_intended  the same with latency_intended (from intended send: done -
+                               scheduled)
+      slo_met, slo_met_intended  how many requests attained it, each way
+
+    Requests never sent, failed or timed out count as not attained: the denominator is every
+    request of the class counted. A class without an SLO has None for all four. Groups are
+    keyed by class name (classN for a number beyond the class table, name#N for a name
+    given twice), in class order; a class without requests counted has none.
+
+    Passes as stats.StreamedDistribution: add() every batch of each pass, end_pass(), until
+    open() is false; then results(). Rows are grouped by class in chunks of up to CHUNK rows,
+    so a schedule of many classes (gen azure: one per function) costs a few numpy calls per
+    class per chunk, not per batch. Memory: a chunk, and per class three distributions, each
+    a histogram of 2**BITS counts (BITS_MANY with more than MANY classes) and, after the
+    first pass, at most COLLECT values kept per percentile."""
+
+    COLUMNS = ["cls", "status"]         # read besides the counts' and the durations' columns
+    CHUNK = 1 << 18
+    BITS, BITS_MANY, MANY = 12, 8, 256
+    COLLECT = 1 << 15
+    _FIELDS = ("cls", "error", "scheduled_ns", "sent_ns", "done_ns", "has_sent", "has_done",
+               "status")
+
+    def __init__(self, classes: list[dict]):
+        self.classes = classes
+        self.bits = self.BITS if len(classes) <= self.MANY else self.BITS_MANY
+        self.errors = list(ERROR_NAMES)
+        self.counts: dict[int, Counts] = {}
+        self.dists: dict[int, dict[str, stats.StreamedDistribution]] = {}
+        self.met: dict[int, list[int]] = {}
+        self.passes = 0
+        self._pending: list[Columns] = []
+        self._pending_rows = 0
+
+    @classmethod
+    def of_columns(cls, classes: list[dict], c: Columns, duration_ns: float | None) -> dict:
+        """The groups of the classes of the requests in c (all of them counted)."""
+        results = cls(classes)
+        while results.open():
+            results.add(c)
+            results.end_pass()
+        return results.results(duration_ns)
+
+    def open(self) -> bool:
+        return self.passes == 0 or any(d.open() for ds in self.dists.values() for d in ds.values())
+
+    def add(self, c: Columns, where: np.ndarray | None = None) -> None:
+        """The requests of c with a class (those in `where` too, when given)."""
+        if not c.n or c.cls is None:
+            return
+        sel = c.cls >= 0
+        if where is not None:
+            sel &= where
+        rows = int(np.count_nonzero(sel))
+        if not rows:
+            return
+        arrays = {name: getattr(c, name)[sel] for name in self._FIELDS
+                  if getattr(c, name) is not None}
+        if c.errors is not self.errors and c.errors != self.errors:
+            # Error kinds this version does not know, numbered by this batch: one numbering.
+            for name in c.errors:
+                if name not in self.errors:
+                    self.errors.append(name)
+            remap = np.array([self.errors.index(name) for name in c.errors] + [-1], np.int8)
+            arrays["error"] = remap[arrays["error"]]
+        self._pending.append(Columns(rows, errors=self.errors, **arrays))
+        self._pending_rows += rows
+        if self._pending_rows >= self.CHUNK:
+            self._flush()
+
+    def end_pass(self) -> None:
+        self._flush()
+        for ds in self.dists.values():
+            for d in ds.values():
+                if d.open():
+                    d.end_pass()
+        self.passes += 1
+
+    def _info(self, k: int) -> dict:
+        if k < len(self.classes):
+            return self.classes[k]
+        return {"name": f"class{k}", "slo_ns": None, "timeout_ns": None, "tags": {}}
+
+    def _distribution(self) -> stats.StreamedDistribution:
+        d = stats.StreamedDistribution()
+        d.percentiles = _ClassPercentiles(stats.PERCENTILES, self.bits)
+        return d
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        c = self._pending[0] if len(self._pending) == 1 else Columns.concat(self._pending)
+        self._pending, self._pending_rows = [], 0
+        order = np.argsort(c.cls, kind="stable")
+        codes = c.cls[order]
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        ends = np.r_[starts[1:], codes.size]
+        first = self.passes == 0
+        for k, lo, hi in zip(codes[starts].tolist(), starts.tolist(), ends.tolist()):
+            sub = c.subset(order[lo:hi])
+            if first:
+                self._count(k, sub)
+            for name, d in self.dists[k].items():
+                if d.open():
+                    d.add(sub.duration(name))
+
+    def _count(self, k: int, sub: Columns) -> None:
+        if k not in self.counts:
+            self.counts[k] = Counts()
+            self.dists[k] = {name: self._distribution() for name in DURATIONS}
+            self.met[k] = [0, 0]
+        self.counts[k].add(sub)
+        slo = self._info(k)["slo_ns"]
+        if slo is not None:
+            self.met[k][0] += int(np.count_nonzero(sub.duration("latency_ns") <= slo))
+            self.met[k][1] += int(np.count_nonzero(sub.duration("latency_intended_ns") <= slo))
+
+    def results(self, duration_ns: float | None) -> dict[str, dict]:
+        """{name: group}: the classes' groups (see the class doc), rates over duration_ns (that
+        of all the requests counted)."""
+        out: dict[str, dict] = {}
+        for k in sorted(self.counts):
+            counts = self.counts[k]
+            if not counts.requests:
+                continue
+            info = self._info(k)
+            slo = info["slo_ns"]
+            met, met_intended = self.met[k] if slo is not None else (None, None)
+            name = info["name"] if info["name"] not in out else f"{info['name']}#{k}"
+            out[name] = {
+                "index": k, "tags": dict(info["tags"]), "slo_ns": slo,
+                "timeout_ns": info["timeout_ns"],
+                **group(counts, {n: d.result() for n, d in self.dists[k].items()}, duration_ns),
+                "slo_met": met, "slo_met_intended": met_intended,
+                "slo_attainment": None if slo is None else met / counts.requests,
+                "slo_attainment_intended": None if slo is None else met_intended / counts.requests,
+                "first_scheduled_ns": counts.first_scheduled_ns,
+                "last_scheduled_ns": counts.last_scheduled_ns,
+            }
+        return out
+
+
+class _ClassPercentiles(stats.StreamedPercentiles):
+    """StreamedPercentiles with a smaller histogram (2**bits counts) and fewer values kept:
+    one per class and duration, where a schedule may hold thousands of classes."""
+
+    COLLECT = ClassResults.COLLECT
+
+    def __init__(self, qs, bits: int):
+        self.BITS = bits
+        super().__init__(qs)
 
 
 # ---------------------------------------------------------------- failure messages
@@ -403,6 +594,41 @@ def _percentiles(distribution: dict, shown) -> str:
     return "  ".join(f"{k} {fmt.duration(distribution[k])}" for k in shown)
 
 
+CLASS_SHOWN = ("p50", "p95", "p99")
+# The most classes printed one line each; summary.json has every one.
+CLASS_LINES = 20
+
+
+def format_class_lines(classes: dict[str, dict], limit: int | None = CLASS_LINES) -> list[str]:
+    """One line per class (ClassResults' groups): `class urgent  n 300  ok 290  failed 10
+    (timeout 8, status 2)  latency p50 1.2ms p95 3ms p99 5ms (intended p50 .. p95 .. p99 ..)
+    SLO 100ms met 96.67% (intended 95.00%)`; past `limit` classes, one line says how many
+    more summary.json holds."""
+    shown = list(classes.items())[:limit] if limit is not None else list(classes.items())
+    if not shown:
+        return []
+    width = min(max(len(name) for name, _ in shown), 24)
+    lines = []
+    for name, g in shown:
+        failed = g["requests"] - g["ok"]
+        kinds = ", ".join(f"{k} {n:,}" for k, n in g["errors"].items() if k != "ok")
+        line = (f"class {name.ljust(width)}  n {g['requests']:,}  ok {g['ok']:,}  "
+                f"failed {failed:,}{f' ({kinds})' if failed else ''}  latency "
+                + " ".join(f"{k} {fmt.duration(g['latency_ns'][k])}" for k in CLASS_SHOWN)
+                + " (intended "
+                + " ".join(f"{k} {fmt.duration(g['latency_intended_ns'][k])}" for k in CLASS_SHOWN)
+                + ")")
+        if g.get("slo_ns") is None:
+            line += "  no SLO"
+        else:
+            line += (f"  SLO {fmt.duration(g['slo_ns'])} met {fmt.share(g['slo_attainment'])} "
+                     f"(intended {fmt.share(g['slo_attainment_intended'])})")
+        lines.append(line)
+    if len(classes) > len(shown):
+        lines.append(f"class     ... {len(classes) - len(shown):,} more classes in summary.json")
+    return lines
+
+
 def format_summary(summary: dict) -> str:
     """The lines a run prints at its end."""
     lines = [f"requests  scheduled {summary['scheduled']}  sent {summary['sent']}  "
@@ -424,6 +650,11 @@ def format_summary(summary: dict) -> str:
     lines.append("latency   " + _percentiles(g["latency_ns"], LATENCY_SHOWN) + "   (from actual send)")
     lines.append("          " + _percentiles(g["latency_intended_ns"], LATENCY_SHOWN)
                  + "   (from intended send)")
+    lines += format_class_lines(summary.get("classes") or {})
+    if summary.get("mlperf"):
+        from replayer.analysis.mlperf import format_verdict as format_mlperf, seed_table
+        lines += ["table     " + line for line in seed_table(summary["classes"])]
+        lines += format_mlperf(summary["mlperf"])
     lines.append("verdict   " + format_verdict(verdict))
     late = format_late(verdict)
     if late:

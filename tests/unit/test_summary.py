@@ -37,7 +37,7 @@ def test_the_run_summary_is_the_reports_document(run):
     report, _, _ = build_report(run.run_dir)
     for key, value in mine.items():
         assert report[key] == value, key
-    assert {"targets", "classes", "fidelity", "run_dir"} <= set(report) - set(mine)
+    assert {"targets", "fidelity", "run_dir"} <= set(report) - set(mine)
 
     t = run.rows
     sent, ok = t["sent_ns"] > 0, (t["error"] == 0) & (t["done_ns"] > 0)
