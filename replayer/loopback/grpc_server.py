@@ -84,10 +84,17 @@ def _handler(delay_s: float, code: int, stats: dict, faults: list[FaultRule] | N
 
 
 async def start_grpc(host: str, port: int, delay_s: float, code: int, stats: dict,
-                     faults: list[FaultRule] | None = None, seed: int = 1
-                     ) -> tuple[grpc.aio.Server, int]:
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    server.add_generic_rpc_handlers((_handler(delay_s, code, stats, faults, seed),))
+                     faults: list[FaultRule] | None = None, seed: int = 1,
+                     more_services: tuple[grpc.GenericRpcHandler, ...] = (),
+                     max_message_bytes: int | None = None) -> tuple[grpc.aio.Server, int]:
+    """more_services: other services on the same port (the scheduler of --scheduler);
+    max_message_bytes: the largest request accepted (gRPC's default: 4 MiB)."""
+    options = [("grpc.so_reuseport", 0)]
+    if max_message_bytes is not None:
+        options.append(("grpc.max_receive_message_length", max_message_bytes))
+    server = grpc.aio.server(options=options)
+    server.add_generic_rpc_handlers((_handler(delay_s, code, stats, faults, seed),
+                                     *more_services))
     bound = server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port}")

@@ -1,8 +1,9 @@
 """Starting the built-in target (`replayer serve`) as a child process and reading the ports it
 listens on: for `replayer run --local-target`, the tests and the benchmarks alike.
 
-`replayer serve` prints one 'PROTOCOL HOST:PORT' line per listener, then 'ready'. It stops
-when the reader of its stdout goes away, so the child's stdout stays open here until stop().
+`replayer serve` prints one 'PROTOCOL HOST:PORT' line per listener (and 'scheduler HOST:PORT'
+with --scheduler), then 'ready'. It stops when the reader of its stdout goes away, so the
+child's stdout stays open here until stop().
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ class ServeProcess:
                 self.ports[words[0]] = int(words[1].rsplit(":", 1)[1])
             if time.monotonic() > deadline:
                 break
-        if not ready or set(self.ports) != self.expected:
+        if not ready or not self.expected <= set(self.ports):
             self.stop()
             raise RunError(f"the built-in target ({' '.join(('replayer serve',) + self.args)}) "
                            "did not start")
@@ -62,6 +63,11 @@ class ServeProcess:
     @property
     def grpc_port(self) -> int:
         return self.ports["grpc"]
+
+    @property
+    def scheduler_port(self) -> int:
+        """With --scheduler: scheduler.SchedulerService's port (the gRPC port)."""
+        return self.ports["scheduler"]
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM, then SIGKILL if it has not exited after timeout_s."""
