@@ -35,12 +35,14 @@ parse_bool.__name__ = "boolean"
 def opt(default: Any = dataclasses.MISSING, help: str = "", *, alias: str | None = None,
         short: str | None = None, type: Callable | None = None, choices=None, metavar=None,
         env: bool = True, action: str | None = None, default_factory=dataclasses.MISSING,
-        positional: bool = False, group: str | None = None) -> Any:
+        positional: bool = False, group: str | None = None, env_var: str | None = None) -> Any:
     """group: the heading the option is listed under in --help (one of the options class's
-    `option_groups`)."""
+    `option_groups`). env_var: a variable name of its own instead of the derived one, for the
+    variables of a tool users come from (EXPERIMENT_ID); as in such tools, an empty value
+    counts as unset."""
     meta = {"help": help, "alias": alias, "short": short, "type": type, "choices": choices,
             "metavar": metavar, "env": env, "action": action, "positional": positional,
-            "group": group}
+            "group": group, "env_var": env_var}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -73,5 +75,6 @@ def env_prefix(command: str) -> str:
 
 
 def env_name(command: str, field: dataclasses.Field) -> str:
-    """The environment variable of `field` for `command` (the subcommand's words)."""
-    return f"{env_prefix(command)}{field.name.upper()}"
+    """The environment variable of `field` for `command` (the subcommand's words), or the
+    field's own (opt's env_var)."""
+    return field.metadata.get("env_var") or f"{env_prefix(command)}{field.name.upper()}"

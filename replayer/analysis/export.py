@@ -32,7 +32,9 @@ from replayer.analysis.records import iter_batches, record_files
 from replayer.errors import InputError
 from replayer.options import opt
 
-FORMATS = ["csv", "parquet", "latf", "locust", "jsonl"]
+# inference-csv: the priority inference seed's per-request CSV (analysis/mlperf.py)
+# invocations: one JSON line per invocation of a `gen hourly` schedule (replayer/jobs/hourly.py)
+FORMATS = ["csv", "parquet", "latf", "locust", "jsonl", "inference-csv", "invocations"]
 
 # Column order of the exported table.
 EXPORT_COLUMNS = ["event", "worker", "target", "cls", "class", "phase", "scheduled_ns", "sent_ns",
@@ -52,7 +54,8 @@ class ExportOptions:
     out: str | None = opt(None, "output file (csv, parquet, jsonl, latf) or file prefix (locust), "
                           "or a directory to write the default name into; default "
                           "RUN_DIR/records.csv, records.parquet, records.jsonl, rps_lat.csv, "
-                          "RUN_DIR/locust", short="o", metavar="PATH")
+                          "RUN_DIR/locust, metrics.csv (inference-csv), invocations.jsonl "
+                          "(invocations)", short="o", metavar="PATH")
     include_warmup: bool = opt(False, "latf and locust: include warm-up requests too (csv, parquet "
                                "and jsonl always hold every record)")
     from_intended: bool = opt(False, "latf and locust: time latency from the intended send time "
@@ -473,6 +476,7 @@ def export_locust(run_dir, prefix: str, include_warmup: bool, from_intended: boo
 
 def default_out(run_dir: Path, fmt: str) -> Path:
     return run_dir / {"csv": "records.csv", "parquet": "records.parquet", "jsonl": "records.jsonl",
+                      "inference-csv": "metrics.csv", "invocations": "invocations.jsonl",
                       "latf": "rps_lat.csv", "locust": "locust"}[fmt]
 
 
@@ -510,6 +514,14 @@ def export_command(options: ExportOptions) -> int:
         if options.format == "latf":
             rows = export_latf(run_dir, out, options.include_warmup, options.from_intended,
                                problems)
+            written = [out]
+        elif options.format == "inference-csv":
+            from replayer.analysis.mlperf import export_seed_csv
+            rows = export_seed_csv(run_dir, out, options.include_warmup, problems)
+            written = [out]
+        elif options.format == "invocations":
+            from replayer.jobs.hourly import export_invocations
+            rows = export_invocations(run_dir, out, problems)
             written = [out]
         elif options.format == "locust":
             rows, written = export_locust(run_dir, str(out), options.include_warmup,

@@ -15,13 +15,17 @@ segment names it; numbers follow after '/' or '-' (so `/status-503` works as wel
   /goaway              HTTP/2: send GOAWAY refusing this stream and close the connection;
                        HTTP/1.1: close the connection without an answer
 Other paths get the share faults of --fault (if one is drawn) or the default status after the
-default delay.
+default delay. With a RequestLog (`replayer serve --record-requests FILE`) every request received
+is also written down, one JSON line each.
 """
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import socket
 import struct
+import time
 from dataclasses import dataclass, field
 
 import h2.config
@@ -42,6 +46,33 @@ _FILL = memoryview(b"x" * _CHUNK)
 _MAX_HEAD = 1 << 16
 
 
+class RequestLog:
+    """One JSON line per HTTP request received, flushed at once, for tests and demos that must
+    see what a target got: t_ns (Unix time in ns when its head had arrived), method, path,
+    headers ([name, value] pairs as sent; HTTP/2's pseudo-headers left out) and the body (as
+    text, or body_b64 when it is not UTF-8); "incomplete": true for an HTTP/2 request whose
+    stream was reset before its body ended (what arrived of it is kept)."""
+
+    def __init__(self, path: str):
+        self._file = open(path, "a", encoding="utf-8")
+
+    def write(self, t_ns: int, method: bytes, path: bytes, headers: list[tuple[bytes, bytes]],
+              body: bytes, complete: bool = True) -> None:
+        line = {"t_ns": t_ns, "method": method.decode("latin-1"), "path": path.decode("latin-1"),
+                "headers": [[n.decode("latin-1"), v.decode("latin-1")] for n, v in headers]}
+        try:
+            line["body"] = body.decode("utf-8")
+        except UnicodeDecodeError:
+            line["body_b64"] = base64.b64encode(body).decode()
+        if not complete:
+            line["incomplete"] = True
+        self._file.write(json.dumps(line) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
 @dataclass
 class Behaviour:
     status: int = 200
@@ -49,6 +80,7 @@ class Behaviour:
     body: bytes = b"ok\n"
     faults: list[FaultRule] = field(default_factory=list)
     seed: int = 1
+    log: RequestLog | None = None
 
     def __post_init__(self):
         self.chooser = ShareChooser([r for r in self.faults if r.http], self.seed)
@@ -150,6 +182,7 @@ class HttpProtocol(asyncio.Protocol):
         self.paused = False        # the transport's write buffer is full
         self.h1_body = None        # (remaining bytes, keep-alive) of a streamed HTTP/1.1 body
         self.h2_bodies: dict[int, int] = {}   # stream id -> bytes still to send
+        self.h2_logged: dict[int, list] = {}  # --record-requests: stream id -> its request so far
         self.timers: list[asyncio.TimerHandle] = []
 
     def connection_made(self, transport):
@@ -242,6 +275,11 @@ class HttpProtocol(asyncio.Protocol):
                 return
             if len(self.buf) < end + 4 + length:
                 return
+            if self.behaviour.log is not None:
+                fields = [tuple(p.strip() for p in line.split(b":", 1)) for line in head[1:]
+                          if b":" in line]
+                self.behaviour.log.write(time.time_ns(), method, path, fields,
+                                         self.buf[end + 4:end + 4 + length])
             self.buf = self.buf[end + 4 + length:]
             action = self._action(path)
             kind = action.kind
@@ -348,6 +386,8 @@ class HttpProtocol(asyncio.Protocol):
                 for name, value in event.headers:
                     if name in (b":path", ":path"):
                         path = value if isinstance(value, bytes) else value.encode()
+                if self.behaviour.log is not None:
+                    self._h2_log_start(event)
                 action = self._action(path)
                 kind = action.kind
                 if kind == "reset":
@@ -367,12 +407,28 @@ class HttpProtocol(asyncio.Protocol):
                     self._h2_answer(event.stream_id, action)
             elif isinstance(event, h2.events.DataReceived):
                 self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                if event.stream_id in self.h2_logged:
+                    self.h2_logged[event.stream_id][4] += event.data
+            elif isinstance(event, h2.events.StreamEnded):
+                if event.stream_id in self.h2_logged:
+                    self.behaviour.log.write(*self.h2_logged.pop(event.stream_id))
             elif isinstance(event, h2.events.WindowUpdated):
                 if self.h2_bodies:
                     self._h2_pump()
             elif isinstance(event, h2.events.StreamReset):
                 self.h2_bodies.pop(event.stream_id, None)
+                if event.stream_id in self.h2_logged:
+                    self.behaviour.log.write(*self.h2_logged.pop(event.stream_id), complete=False)
         self._h2_flush()
+
+    def _h2_log_start(self, event) -> None:
+        """A request's head, written with its body when its stream ends."""
+        own = [tuple(x if isinstance(x, bytes) else x.encode() for x in item)
+               for item in event.headers]
+        pseudo = dict(item for item in own if item[0].startswith(b":"))
+        self.h2_logged[event.stream_id] = [
+            time.time_ns(), pseudo.get(b":method", b""), pseudo.get(b":path", b"/"),
+            [item for item in own if not item[0].startswith(b":")], b""]
 
     def _h2_answer(self, stream_id: int, action: Action):
         if self.closed:

@@ -1,4 +1,5 @@
-"""`replayer serve`: the built-in target, HTTP (1.1 and h2c) and gRPC on loopback."""
+"""`replayer serve`: the built-in target, HTTP (1.1 and h2c) and gRPC on loopback; with
+--scheduler, also a simulated inference scheduler on the gRPC port (scheduler.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -9,6 +10,8 @@ from dataclasses import dataclass
 from replayer.errors import InputError
 from replayer.options import opt
 from replayer.loopback.faults import KINDS, check_shares, parse_fault
+from replayer.loopback.scheduler import (DEFAULT_SERVICE_MS, SchedulerConfig, check_workers,
+                                         parse_service_ms)
 
 
 MAX_DELAY_MS = 86_400_000.0
@@ -23,8 +26,11 @@ class ServeOptions:
     (fault:unavailable, fault:deadline, fault:code:N, fault:delay:MS, fault:hang). Other
     requests get the share faults of --fault, else --status after --delay-ms. A refused
     connection needs no server: use a port (or a 127.0.0.x address) nobody listens on.
-    Prints one 'PROTOCOL HOST:PORT' line per listener, then 'ready', then serves until SIGINT
-    or SIGTERM. See docs/faults.md."""
+    With --scheduler, the gRPC port also serves scheduler.SchedulerService/Infer
+    (proto/scheduler.proto): a priority queue by tier, then deadline, --scheduler-workers
+    workers, --service-ms per model; past their deadline requests get success=false.
+    Prints one 'PROTOCOL HOST:PORT' line per listener (and 'scheduler HOST:PORT'), then
+    'ready', then serves until SIGINT or SIGTERM. See docs/faults.md."""
 
     host: str = opt("127.0.0.1", "address to listen on (loopback unless told otherwise)")
     http_port: int = opt(8080, "HTTP port (0: any free port; -1: no HTTP server)")
@@ -41,6 +47,18 @@ class ServeOptions:
                                "certificate (chain) instead of cleartext HTTP", metavar="PATH")
     tls_key: str | None = opt(None, "PEM private key of --tls-cert (default: in the same file)",
                               metavar="PATH")
+    record_requests: str | None = opt(None, "append one JSON line per HTTP request received "
+                                      "(t_ns, method, path, headers, body) to this file",
+                                      metavar="PATH")
+    scheduler: bool = opt(False, "also serve scheduler.SchedulerService/Infer "
+                          "(proto/scheduler.proto) on the gRPC port: a simulated inference "
+                          "scheduler, a priority queue by tier then deadline",
+                          action="store_true")
+    service_ms: str = opt(DEFAULT_SERVICE_MS, "with --scheduler: service time per model in ms, "
+                          "MODEL=MS,... ('*=MS': any other model; others get success=false); "
+                          "a timer, no CPU", metavar="MODEL=MS,...")
+    scheduler_workers: int = opt(1, "with --scheduler: requests in service at once (1: one GPU)",
+                                 metavar="N")
 
     def __post_init__(self):
         for name in ("http_port", "grpc_port"):
@@ -61,6 +79,20 @@ class ServeOptions:
         self.ssl_context = None
         if self.tls_cert is not None:
             self.ssl_context = _ssl_context(self.tls_cert, self.tls_key)
+        self.scheduler_config = None
+        if self.scheduler:
+            if self.grpc_port < 0:
+                raise InputError("--scheduler serves on the gRPC port: give --grpc-port a port "
+                                 "(0: any free one), not -1")
+            check_workers(self.scheduler_workers)
+            self.scheduler_config = SchedulerConfig(parse_service_ms(self.service_ms),
+                                                    self.scheduler_workers)
+        else:
+            given = [name for name, unset in (("--service-ms", DEFAULT_SERVICE_MS),
+                                              ("--scheduler-workers", 1))
+                     if getattr(self, name[2:].replace("-", "_")) != unset]
+            if given:
+                raise InputError(f"{' and '.join(given)}: only with --scheduler; add it")
 
 
 def _ssl_context(cert: str, key: str | None):
@@ -78,29 +110,47 @@ def _ssl_context(cert: str, key: str | None):
 
 
 async def _serve(opts: ServeOptions, ready=None) -> None:
-    from replayer.loopback.http_server import Behaviour, start_http
+    from replayer.loopback.http_server import Behaviour, RequestLog, start_http
     stats: dict = {}
+    log = None
+    if opts.record_requests is not None:
+        try:
+            log = RequestLog(opts.record_requests)
+        except OSError as exc:
+            raise InputError(f"--record-requests {opts.record_requests}: cannot write "
+                             f"({exc.strerror}); give a writable file") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     servers = []
+    scheduler = None
     shown = f"[{opts.host}]" if ":" in opts.host else opts.host   # IPv6, as in a URL
     try:
         if opts.http_port >= 0:
             http = await start_http(opts.host, opts.http_port,
                                     Behaviour(opts.status, opts.delay_ms / 1000.0,
-                                              faults=opts.fault_rules, seed=opts.fault_seed),
+                                              faults=opts.fault_rules, seed=opts.fault_seed,
+                                              log=log),
                                     stats, ssl=opts.ssl_context)
             servers.append(http)
             port = http.sockets[0].getsockname()[1]
             print(f"http {shown}:{port}", flush=True)   # HTTPS with --tls-cert
         if opts.grpc_port >= 0:
             from replayer.loopback.grpc_server import start_grpc
+            scheduler_services, max_message_bytes = (), None
+            if opts.scheduler_config is not None:
+                from replayer.loopback.scheduler import MAX_MESSAGE_BYTES, Scheduler
+                scheduler = Scheduler(opts.scheduler_config, stats)
+                scheduler.start()
+                scheduler_services, max_message_bytes = (scheduler.handler(),), MAX_MESSAGE_BYTES
             grpc_server, port = await start_grpc(opts.host, opts.grpc_port, opts.delay_ms / 1000.0,
                                                  opts.grpc_code, stats, opts.fault_rules,
-                                                 opts.fault_seed)
+                                                 opts.fault_seed, scheduler_services,
+                                                 max_message_bytes)
             print(f"grpc {shown}:{port}", flush=True)
+            if scheduler is not None:
+                print(f"scheduler {shown}:{port}", flush=True)   # the same port
         else:
             grpc_server = None
     except OSError as exc:
@@ -114,6 +164,13 @@ async def _serve(opts: ServeOptions, ready=None) -> None:
         s.close()
     if grpc_server is not None:
         await grpc_server.stop(0.5)
+    if log is not None:
+        log.close()
+    if scheduler is not None:
+        await scheduler.stop()
+        print(f"scheduler: {stats['scheduler_served']} served, {stats['scheduler_expired_queue']} "
+              f"past their deadline in the queue, {stats['scheduler_expired_arrival']} on arrival",
+              file=sys.stderr, flush=True)
     print(f"served {stats.get('requests', 0)} requests", file=sys.stderr, flush=True)
 
 
