@@ -8,7 +8,10 @@ lag_over_time      send lag over time (p50, p99, max per time bin) and every lat
                    verdict's max lag as a line
 latency_cdf        latency CDF per endpoint and its tail (1 - CDF), log scales
 errors_over_time   requests that failed per second, stacked by error kind
-Times on the x axes are seconds since the run's start.
+perf_over_time     the machine's and the --monitor-pid processes' CPU, memory and I/O
+                   (perf.jsonl), on the same time axis
+Times on the x axes are seconds since the run's start; each change made on the control port
+(control.jsonl) is a dash-dotted line on every plot over time, with what it set.
 """
 from __future__ import annotations
 
@@ -59,6 +62,37 @@ def _empty(ax, text: str) -> None:
             color="0.4")
 
 
+def _mark_changes(ax, marks) -> None:
+    """The live changes (seconds since the start, what they set) as vertical lines."""
+    for x, label in marks or ():
+        ax.axvline(x, color="tab:purple", ls="-.", lw=1, alpha=0.8)
+        ax.text(x, 0.98, f" {label}", transform=ax.get_xaxis_transform(), rotation=90,
+                va="top", ha="left", fontsize=7, color="tab:purple")
+
+
+def change_marks(changes: list[dict], origin_ns: int) -> list[tuple[float, str]]:
+    """control.jsonl's changes as (seconds since origin_ns, a short label)."""
+    marks = []
+    for entry in changes:
+        change = entry.get("change")
+        if entry.get("event") != "change" or not isinstance(change, dict):
+            continue
+        if not change:
+            label = "paused (all)"
+        else:
+            parts = []
+            for key, value in change.items():
+                if key == "paused":
+                    parts.append("paused" if value else "resumed")
+                elif key == "rate":
+                    parts.append(f"rate {value:g}" if isinstance(value, (int, float)) else "rate")
+                else:
+                    parts.append(f"{key} weights")
+            label = ", ".join(parts)
+        marks.append((max(entry.get("t_ns", origin_ns) - origin_ns, 0) / 1e9, label))
+    return marks
+
+
 def binned_percentiles(bins: np.ndarray, values: np.ndarray, nbins: int, qs) -> np.ndarray:
     """Nearest-rank percentiles of values within each bin: shape (len(qs), nbins), NaN where
     a bin is empty."""
@@ -76,7 +110,7 @@ def binned_percentiles(bins: np.ndarray, values: np.ndarray, nbins: int, qs) -> 
     return out
 
 
-def latency_over_time(t_s, lat_ms, lat_int_ms, width, nbins) -> bytes:
+def latency_over_time(t_s, lat_ms, lat_int_ms, width, nbins, marks=None) -> bytes:
     fig, ax = plt.subplots(figsize=_FIGSIZE)
     if lat_ms.size == 0:
         _empty(ax, "no successful requests")
@@ -95,6 +129,7 @@ def latency_over_time(t_s, lat_ms, lat_int_ms, width, nbins) -> bytes:
                 label="p99 from intended send")
         ax.set_yscale("log")
         ax.legend(loc="upper left", fontsize=8, ncol=3)
+    _mark_changes(ax, marks)
     ax.set_title(f"Latency over time (successful requests, {width:g} s bins by send time)")
     ax.set_xlabel("time since start (s)")
     ax.set_ylabel("latency (ms)")
@@ -103,7 +138,7 @@ def latency_over_time(t_s, lat_ms, lat_int_ms, width, nbins) -> bytes:
     return _png(fig)
 
 
-def rate_over_time(sched_s, sent_s, ok_done_s, width, nbins) -> bytes:
+def rate_over_time(sched_s, sent_s, ok_done_s, width, nbins, marks=None) -> bytes:
     fig, ax = plt.subplots(figsize=_FIGSIZE)
     x = np.arange(nbins + 1) * width
     for data, label, style in ((sched_s, "intended (scheduled)", dict(color="black", lw=1.6, ls="--")),
@@ -112,6 +147,7 @@ def rate_over_time(sched_s, sent_s, ok_done_s, width, nbins) -> bytes:
         counts = np.bincount(np.clip((data / width).astype(np.int64), 0, nbins - 1),
                              minlength=nbins) if data.size else np.zeros(nbins)
         ax.stairs(counts / width, x, label=label, **style)
+    _mark_changes(ax, marks)
     ax.set_title(f"Requests per second: intended, sent and answered ({width:g} s bins)")
     ax.set_xlabel("time since start (s)")
     ax.set_ylabel("requests per second")
@@ -164,7 +200,7 @@ MAX_LATE_DOTS = 20_000
 
 
 def lag_over_time(t_s: np.ndarray, lag_ns: np.ndarray, cause: np.ndarray | None,
-                  max_lag_ns: float, width: float, nbins: int) -> bytes:
+                  max_lag_ns: float, width: float, nbins: int, marks=None) -> bytes:
     """Send lag (µs, log) by scheduled time: per-bin p50, p99 and max of every send, and each
     send later than max_lag_ns as a dot coloured by its cause (`cause`: stats.CAUSES names,
     None where the records do not say). At most MAX_LATE_DOTS dots: those of the largest lags."""
@@ -194,6 +230,7 @@ def lag_over_time(t_s: np.ndarray, lag_ns: np.ndarray, cause: np.ndarray | None,
                 fontsize=8, va="bottom")
         ax.set_yscale("log")
         ax.legend(loc="upper right", fontsize=8, ncol=3)
+    _mark_changes(ax, marks)
     ax.set_title(f"Send lag over time ({width:g} s bins by scheduled time), late sends by cause")
     ax.set_xlabel("time since start (s)")
     ax.set_ylabel("lag: sent - scheduled (µs)")
@@ -242,7 +279,7 @@ def latency_cdf(series: dict[str, np.ndarray]) -> bytes:
     return _png(fig)
 
 
-def errors_over_time(t_s, error_codes, error_names, width, nbins) -> bytes:
+def errors_over_time(t_s, error_codes, error_names, width, nbins, marks=None) -> bytes:
     fig, ax = plt.subplots(figsize=_FIGSIZE)
     x = np.arange(nbins) * width
     bottom = np.zeros(nbins)
@@ -263,6 +300,7 @@ def errors_over_time(t_s, error_codes, error_names, width, nbins) -> bytes:
     else:
         _empty(ax, "no errors")
         ax.set_xlim(0, max(nbins * width, 1))
+    _mark_changes(ax, marks)
     ax.set_title(f"Errors over time (by scheduled time, {width:g} s bins)")
     ax.set_xlabel("time since start (s)")
     ax.set_ylabel("failed requests per second")
@@ -271,9 +309,64 @@ def errors_over_time(t_s, error_codes, error_names, width, nbins) -> bytes:
     return _png(fig)
 
 
-def make_all(c, summary: dict) -> dict[str, bytes]:
+def _rate(t_s: np.ndarray, values: list) -> tuple[np.ndarray, np.ndarray]:
+    """Per-second rate of a cumulative counter between samples (where both are known)."""
+    v = np.array([np.nan if x is None else x for x in values], float)
+    dt = np.diff(t_s)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.diff(v) / np.where(dt > 0, dt, np.nan)
+    return t_s[1:], r
+
+
+def perf_over_time(samples: list[dict], origin_ns: int, x_end: float, marks=None) -> bytes:
+    """perf.jsonl: CPU (% of one CPU; the machine's in % of all), RSS, and disk and network
+    I/O rates, over time since origin_ns."""
+    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(10, 8.4), sharex=True)
+    t = np.array([(s["t_ns"] - origin_ns) / 1e9 for s in samples], float)
+    machine = [s.get("machine") or {} for s in samples]
+    ax1.plot(t, [m.get("cpu_percent") for m in machine], color="black", lw=1.2,
+             label="machine (% of all CPUs)")
+    pids = sorted({p["pid"] for s in samples for p in s.get("processes", []) if "pid" in p})
+    for pid in pids:
+        rows = [(ti, p) for ti, s in zip(t, samples) for p in s.get("processes", [])
+                if p.get("pid") == pid and not p.get("gone")]
+        if not rows:
+            continue
+        name = rows[0][1].get("name") or ""
+        tp = np.array([ti for ti, _ in rows])
+        ax1.plot(tp, [np.nan if p.get("cpu_percent") is None else p["cpu_percent"] for _, p in rows],
+                 lw=1, label=f"{name} {pid}")
+        ax2.plot(tp, [p.get("rss_bytes", 0) / 1e6 for _, p in rows], lw=1, label=f"{name} {pid}")
+        for key, style in (("read_bytes", "-"), ("write_bytes", "--")):
+            x, r = _rate(tp, [p.get(key) for _, p in rows])
+            if np.isfinite(r).any():
+                ax3.plot(x, r / 1e6, ls=style, lw=1, label=f"{name} {pid} disk {key[:-6]}")
+    for key, label in (("net_sent_bytes", "machine net sent"), ("net_recv_bytes", "machine net received"),
+                       ("disk_read_bytes", "machine disk read"), ("disk_write_bytes", "machine disk write")):
+        x, r = _rate(t, [m.get(key) for m in machine])
+        if np.isfinite(r).any():
+            ax3.plot(x, r / 1e6, lw=0.8, alpha=0.7, label=label)
+    ax1.set_ylabel("CPU (%)")
+    ax2.set_ylabel("RSS (MB)")
+    ax3.set_ylabel("I/O (MB/s)")
+    ax3.set_xlabel("time since start (s)")
+    ax1.set_title("Monitored processes and the machine (perf.jsonl)")
+    for ax in (ax1, ax2, ax3):
+        _mark_changes(ax, marks)
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper right", fontsize=7, ncol=2)
+    ax3.set_xlim(0, max(x_end, float(t.max()) if t.size else 0.0, 1e-3))
+    fig.tight_layout()
+    return _png(fig)
+
+
+def make_all(c, summary: dict, changes: list[dict] | None = None,
+             perf: list[dict] | None = None) -> dict[str, bytes]:
     """Every picture of the report, keyed by file stem. `c` is the model.Columns of the
-    requests to draw (warm-up already left out, or not)."""
+    requests to draw (warm-up already left out, or not); `changes`, the run's control.jsonl
+    (marked on every plot over time); `perf`, its perf.jsonl samples (their own plot)."""
     origin = summary["start_ns"]
     if c.n:
         t_end = max(int(c.scheduled_ns.max()),
@@ -284,13 +377,15 @@ def make_all(c, summary: dict) -> dict[str, bytes]:
     width = bin_width(span_s)
     nbins = int(np.ceil(span_s / width)) + 1
     rel = lambda ns: np.maximum(ns - origin, 0) / 1e9  # noqa: E731
+    marks = change_marks(changes or [], origin)
     ok = c.ok
     lat_ms = c.latency / 1e6
     lat_int_ms = c.latency_intended / 1e6
     images = {
-        "latency_over_time": latency_over_time(rel(c.sent_ns[ok]), lat_ms, lat_int_ms, width, nbins),
+        "latency_over_time": latency_over_time(rel(c.sent_ns[ok]), lat_ms, lat_int_ms, width,
+                                               nbins, marks),
         "rate_over_time": rate_over_time(rel(c.scheduled_ns), rel(c.sent_ns[c.has_sent]),
-                                         rel(c.done_ns[ok]), width, nbins),
+                                         rel(c.done_ns[ok]), width, nbins, marks),
         "send_lag": send_lag(c.lag),
     }
     sent = c.sent
@@ -300,7 +395,8 @@ def make_all(c, summary: dict) -> dict[str, bytes]:
                          object)
         causes = names[c.late_cause[sent]]          # -1 (null) takes the last: unknown
     images["lag_over_time"] = lag_over_time(rel(c.scheduled_ns[sent]), c.lag, causes,
-                                            summary["verdict"]["max_lag_ns"], width, nbins)
+                                            summary["verdict"]["max_lag_ns"], width, nbins,
+                                            marks)
     series = {"all endpoints": lat_ms}
     by_count = sorted(((int(np.count_nonzero(c.target[ok] == t)), t) for t in range(len(c.targets))),
                       reverse=True)
@@ -308,5 +404,8 @@ def make_all(c, summary: dict) -> dict[str, bytes]:
         if n:
             series[c.targets[t]] = lat_ms[c.target[ok] == t]
     images["latency_cdf"] = latency_cdf(series)
-    images["errors_over_time"] = errors_over_time(rel(c.scheduled_ns), c.error, c.errors, width, nbins)
+    images["errors_over_time"] = errors_over_time(rel(c.scheduled_ns), c.error, c.errors, width,
+                                                  nbins, marks)
+    if perf:
+        images["perf_over_time"] = perf_over_time(perf, origin, nbins * width, marks)
     return images

@@ -1,13 +1,14 @@
 """`replayer report` and `replayer compare`: exact numbers from a run's records.
 
 The report's summary.json is the run's summary document (replayer.analysis.summary: the same
-schema, the same numbers for the same records) extended with a group per target and per class
-(counts, rates, send lag and latency percentiles, SLO attainment), the fidelity check and the
-files it wrote; format_summary() prints it as a compact table, and the report directory gets
-PNG plots, one self-contained HTML page and HdrHistogram logs. Percentiles are exact, nearest
-rank (see replayer.analysis.stats); the report loads the columns it needs (peak about 250
-bytes per measured record: 10M records in 2.5 GB), where the run's own summary streams. What
-lag, latency and the rest mean: replayer.analysis.model (also written into summary.json).
+schema, the same numbers for the same records) extended with a group per target (counts,
+rates, send lag and latency percentiles) and per class (the same, with SLO attainment:
+summary.ClassResults), the fidelity check and the files it wrote; format_summary() prints it
+as a compact table, and the report directory gets PNG plots, one self-contained HTML page
+and HdrHistogram logs. Percentiles are exact, nearest rank (see replayer.analysis.stats); the
+report loads the columns it needs (peak about 250 bytes per measured record: 10M records in
+2.5 GB), where the run's own summary streams. What lag, latency and the rest mean:
+replayer.analysis.model (also written into summary.json).
 """
 from __future__ import annotations
 
@@ -25,10 +26,12 @@ from replayer.analysis.failures import read_failures
 from replayer.analysis.model import (DURATIONS, ERROR_NAMES, Columns, Counts, class_table,
                                      run_metadata, scheduled_requests)
 from replayer.analysis.records import iter_batches, record_files
-from replayer.analysis.summary import (LateSends, all_failed_warning, document, format_failures,
-                                       format_late, format_rate_line, format_stalls_line,
-                                       format_threshold, format_verdict, goal_failures, group,
-                                       max_lag_ns, span_ns, workers_of)
+from replayer.analysis.summary import (ClassResults, LateSends, all_failed_warning, document,
+                                       format_class_lines, format_failures, format_late,
+                                       add_inference_verdict,
+                                       format_rate_line, format_stalls_line, format_threshold,
+                                       format_verdict, goal_failures, group, max_lag_ns,
+                                       span_ns, workers_of)
 from replayer.analysis.thresholds import Goals, evaluate, parse_duration_ns, parse_thresholds
 from replayer.errors import InputError, RunError
 from replayer.jsonfile import read_json
@@ -202,18 +205,8 @@ def summarize_columns(c: Columns, every: Counts, meta: dict, include_warmup: boo
         if mask.any():
             sub = c.subset(mask)
             summary["targets"][name] = group(Counts().add(sub), distributions(sub), duration)
-    summary["classes"] = {}
-    for k in np.unique(c.cls).tolist():
-        if k < 0:
-            continue
-        info = classes[k] if k < len(classes) else {"name": f"class{k}", "slo_ns": None}
-        sub = c.subset(c.cls == k)
-        g = group(Counts().add(sub), distributions(sub), duration)
-        g["slo_ns"] = slo = info["slo_ns"]
-        if slo is not None and sub.n:
-            g["slo_attainment"] = int(np.count_nonzero(sub.latency_intended <= slo)) / sub.n
-            g["slo_attainment_from_sent"] = int(np.count_nonzero(sub.latency <= slo)) / sub.n
-        summary["classes"][info["name"]] = g
+    summary["classes"] = ClassResults.of_columns(classes, c, duration)
+    add_inference_verdict(summary, meta)
     summary["fidelity"] = fidelity(c, counted, meta, summary["start_ns"])
     return summary
 
@@ -256,6 +249,11 @@ def format_summary(summary: dict) -> str:
     for j, r in enumerate(table):
         cells = [str(r[0]).ljust(widths[0])] + [str(x).rjust(widths[i + 1]) for i, x in enumerate(r[1:])]
         lines.append("  ".join(cells).rstrip())
+    lines += format_class_lines(summary.get("classes") or {}, limit=None)
+    if summary.get("mlperf"):
+        from replayer.analysis.mlperf import format_verdict as format_mlperf, seed_table
+        lines += seed_table(summary["classes"])
+        lines += format_mlperf(summary["mlperf"])
     bad = {k: v for k, v in overall["errors"].items() if k != "ok"}
     if bad:
         status = {k: v for k, v in overall["status"].items() if k not in ("0", "200")}
@@ -406,9 +404,16 @@ def report_command(options: ReportOptions) -> int:
         raise InputError(f"{out_dir}: cannot create the report directory ({exc.strerror}); "
                          "choose another with --out") from None
     written = write_hdr_logs(cols, summary, out_dir, options.hdr_interval)
+    # What was changed on the control port while it ran, and the processes it watched.
+    from replayer.run.live import read_control_log
+    from replayer.run.monitor import read_perf
+    changes, perf = read_control_log(run_dir), read_perf(run_dir)
+    summary["control_changes"] = [{k: e.get(k) for k in ("t_ns", "source", "change", "settings")}
+                                  for e in changes if e.get("event") == "change"]
+    summary["perf_samples"] = len(perf)
     if not options.no_plots:
         from replayer.analysis import html, plots
-        images = plots.make_all(cols, summary)
+        images = plots.make_all(cols, summary, changes, perf)
         for name, png in images.items():
             (out_dir / f"{name}.png").write_bytes(png)
             written.append(out_dir / f"{name}.png")
@@ -447,6 +452,7 @@ COMPARE_METRICS = [
     *[(f"latency {k}", (lambda k: lambda g: g["latency_ns"][k])(k)) for k in stats.PERCENTILE_LABELS],
     ("latency_intended p99", lambda g: g["latency_intended_ns"]["p99"]),
     ("SLO attainment", lambda g: g.get("slo_attainment")),
+    ("SLO attainment intended", lambda g: g.get("slo_attainment_intended")),
 ]
 
 
@@ -499,10 +505,10 @@ def compare(a: dict, b: dict) -> list[dict]:
         if va is not None or vb is not None:
             rows.append(_row("verdict", metric, va, vb))
     groups = [("overall", a["overall"], b["overall"])]
-    for kind in ("targets", "classes"):
+    for kind, label in (("targets", "target"), ("classes", "class")):
         for name in a.get(kind, {}):
             if name in b.get(kind, {}):
-                groups.append((f"{kind[:-1]} {name}", a[kind][name], b[kind][name]))
+                groups.append((f"{label} {name}", a[kind][name], b[kind][name]))
     for label, ga, gb in groups:
         for metric, get in COMPARE_METRICS:
             va, vb = get(ga), get(gb)
@@ -519,7 +525,7 @@ def _fmt_value(metric: str, v) -> str:
         return v
     if metric.startswith(("lag", "latency", "max lag")):
         return fmt.duration(v)
-    if metric in ("ok share", "SLO attainment"):
+    if metric in ("ok share", "SLO attainment", "SLO attainment intended"):
         return fmt.share(v)
     if metric.endswith("/s"):
         return fmt.rate(v)

@@ -45,6 +45,20 @@ cdef class Pacer:
     cdef long long stall_end
     cdef readonly long long run_ns            # from the run's start to the end of its sends
     cdef bytes overload_message
+    # The schedule clock (blocks.pxd): due = origin_ns + (t - origin_t) * scale, none while
+    # paused; re-read whenever the control block's SEQ moves past seen_seq (read_control).
+    cdef long long origin_ns, origin_t, seen_seq
+    cdef double scale
+    cdef bint paused, thinning
+    cdef long long class_w_at, n_class_w, target_w_at, n_target_w
+    # The worker's status row (live: the control SEQ applied, in flight, skipped) and the
+    # schedule's class and target columns (weights), each optional.
+    cdef long long[::1] status
+    cdef const short[::1] cls_col
+    cdef const int[::1] target_col
+    cdef bint has_status, has_cls, has_target
+    cdef readonly long long skipped         # left out by a weight below one (not_sent)
+    cdef bytes skip_message
 
     cdef long long now(self) noexcept nogil
     cdef void sleep_until(self, long long t) noexcept nogil
@@ -53,3 +67,6 @@ cdef class Pacer:
     cdef void note_stall(self, long long before, long long after) noexcept nogil
     cdef long long spin_window(self) noexcept nogil
     cdef void note_wake(self, long long wanted, long long woke) noexcept nogil
+    cdef bint read_control(self, long long now) noexcept nogil
+    cdef long long due_of(self, long long i) noexcept nogil
+    cdef bint thinned(self, long long i) noexcept nogil
