@@ -312,6 +312,21 @@ def build(data: dict) -> str:
             rows += [["tcpdump witness", f"skipped: {w.get('skipped')}"]]
         parts += ["## 8. Recording cost and the sent stamps' witness", "", table(["", ""], rows), ""]
 
+    # -- figure 9
+    f9 = [b["extra_info"] for b in by_fig.get(9, [])]
+    if f9:
+        parts += content_section(f9)
+
+    # -- figure 10
+    f10 = [b["extra_info"] for b in by_fig.get(10, [])]
+    if f10:
+        parts += inference_section(f10)
+
+    # -- figure 11
+    f11 = [b["extra_info"] for b in by_fig.get(11, [])]
+    if f11:
+        parts += users_section(f11)
+
     if others:
         rows = [[b["name"], f"{b['stats']['mean'] * 1e3:.1f} ms", b["stats"]["rounds"]] for b in others]
         parts += ["## Other benchmarks in bench/", "", table(["benchmark", "mean", "rounds"], rows), ""]
@@ -319,6 +334,153 @@ def build(data: dict) -> str:
     parts[6:6] = ["## Targets", "", table(["target", "measured", ""], targets), ""]
     parts += [METHODS]
     return "\n".join(parts) + "\n"
+
+
+def spread(s: dict | None, fmt=us) -> str:
+    """A median over repeats, with its range."""
+    if not s or s.get("median") is None:
+        return "-"
+    return f"{fmt(s['median'])} ({fmt(s['min'])}-{fmt(s['max'])})"
+
+
+def content_section(f9: list[dict]) -> list[str]:
+    """Figure 9: per-request content (bench/bench_f9_content.py)."""
+    parts = ["## 9. Per-request content: HTTP/1.1 POST to nginx, one worker", ""]
+    v = next((i for i in f9 if i["part"] == "variants"), None)
+    if v:
+        names = {"static": "static JSON, no fields", "fields": "same JSON + event id + deadline",
+                 "big-static": "602 KB body, no fields", "tensor": "602 KB fresh random float32"}
+        rows = [[names.get(k, k), o["body_bytes"], spread(o["lag_p50_us"]), spread(o["lag_p99_us"]),
+                 spread(o["cpu_us_per_req"], num), spread(o["spin_cpu_us_per_req"], num),
+                 spread(o.get("stall_lost_pct"), lambda x: f"{x:.0f}%")]
+                for k, o in v["variants"].items()]
+        parts += [f"At {rate(v['rate'])}, {v['seconds']}-s runs, median (range) of {v['reps']} "
+                  "interleaved repeats. Lag with the default spin; CPU: the worker's, never "
+                  "spinning (`--spin-us 0 --spin-max-us 0`), and with the default spin; the "
+                  "share of the spinning runs the worker lost to CPU stalls (other loads).", "",
+                  table(["body", "bytes", "lag p50", "lag p99", "worker CPU µs/req",
+                         "spinning worker CPU µs/req", "CPU lost to stalls"], rows), "",
+                  f"Fields - static: {num(v.get('fields_minus_static_us'))} µs per request. "
+                  f"Tensor - static: {num(v.get('tensor_minus_static_us'))} µs = "
+                  f"**{num(v.get('tensor_us_per_mb'), '{:.0f}')} µs per MB** of random data sent "
+                  f"(fill {num(v.get('fill_us_per_mb'), '{:.0f}')}, sending "
+                  f"{num(v.get('send_us_per_mb'), '{:.0f}')}).", ""]
+    m = next((i for i in f9 if i["part"] == "tensor-max"), None)
+    if m:
+        sat = m.get("saturated") or {}
+        parts += [f"Tensor, highest rate one worker sustains (figure 2's rule): "
+                  f"**{rate(m.get('max_rate'))}** ({num(m.get('mb_per_s'), '{:.0f}')} MB/s), lag p99 "
+                  f"{us((m.get('lag_us') or {}).get('p99'))}; offered {rate(sat.get('offered'))}, "
+                  f"it sent {rate(sat.get('send_rate'))} at {num(sat.get('worker_cpu_us_per_req'))} "
+                  f"worker CPU µs/req (nginx CPU {num(sat.get('target_cpu_pct'), '{:.0f}%')}). "
+                  f"Search: {search_line(m.get('search'))}.", ""]
+    fills = [i for i in f9 if i["part"] == "fill"]
+    if fills:
+        fine = (lambda x: f"{x:.3f} µs" if abs(x) < 10 else us(x))
+        rows = [[i["variant"], fine(i["render_us"]), fine(i["render_plain_us"]), fine(i["fill_us"]),
+                 num(i.get("fill_us_per_mb"), "{:.0f}")] for i in fills]
+        parts += ["The fill alone (ContentTable.render in one process, best of 5):", "",
+                  table(["payload", "render", "same bytes, no fields", "fill", "µs per MB"], rows), ""]
+    return parts
+
+
+def long_lag(v) -> str:
+    """A lag in µs that may run to seconds."""
+    if v is None:
+        return "-"
+    return f"{v / 1e6:.1f} s" if abs(v) >= 1e6 else us(v)
+
+
+def users_section(f11: list[dict]) -> list[str]:
+    """Figure 11: closed-loop users, replayer vs Locust (bench/bench_f11_users.py)."""
+    parts = ["## 11. Closed-loop users vs Locust (FastHttpUser, one process), same users and "
+             "think time, nginx", ""]
+    rows = []
+    for e in f11:
+        for name, key in (("Locust", "locust"), ("replayer", "replayer"),
+                          ("replayer, never spinning", "replayer_spin0")):
+            x = e.get(key)
+            if not x:
+                continue
+            lat = x["latency_us"]
+            rows.append([f"{e['scenario']}: {e['users']} users, {e['wait_time']}", name,
+                         f"{x['rate']:,.0f}", f"{x['cpu_us_per_req']:.1f}",
+                         f"{x['req_per_cpu_s']:,.0f}" if x.get("req_per_cpu_s") else "-",
+                         us(lat.get("p50")), us(lat.get("p90")), us(lat.get("p99")),
+                         us(lat.get("p99.9"))])
+        rows.append(["", "replayer / Locust", f"{e['rate_ratio']:.1f}x", "",
+                     f"{e['rate_per_core_ratio']:.1f}x"
+                     + (f" ({e['rate_per_core_ratio_spin0']:.1f}x never spinning)"
+                        if e.get("rate_per_core_ratio_spin0") else ""), "", "", "", ""])
+    parts += [table(["scenario", "client", "req/s", "CPU µs/req", "req per CPU-s", "latency p50",
+                     "p90", "p99", "p99.9"], rows), "",
+              "CPU: the client's whole process during the test (replayer: parent and worker, "
+              "its start-up taken out). Goal: 10x Locust's requests per CPU-second.", ""]
+    return parts
+
+
+def inference_section(f10: list[dict]) -> list[str]:
+    """Figure 10: the seed's design (LoadGen + grpcio + numpy) vs replayer
+    (bench/bench_f10_inference.py)."""
+    parts = ["## 10. Priority inference load: the seed's design vs replayer", ""]
+    th = next((i for i in f10 if i["part"] == "threads"), None)
+    if th:
+        what = ("completed" if th.get("completed") else
+                f"exit {th.get('rc')} after {th.get('wall_s', 0):.1f} s: `{th.get('error')}`")
+        parts += [f"The seed as specified (nine LoadGen tests in threads of one process), "
+                  f"{rate(th.get('rate'))}: {what}.", ""]
+    r = next((i for i in f10 if i["part"] == "rates"), None)
+    if r:
+        names = {"seed": f"seed (LoadGen per class, in {r.get('seed_classes_in')})",
+                 "replayer": "replayer, 1 worker"}
+        rows, kept = [], {}
+        for row in sorted(r["rows"], key=lambda x: (not x["tensor"], x["rate"], x["tool"])):
+            ach = row["achieved_rate"]
+            share = (row.get("achieved_share") or {}).get("median")
+            p99 = row["lag_p99_us"]
+            p99_cell = spread(p99, long_lag)
+            if row.get("p99_not_sent"):
+                p99_cell = (f"not sent ({row['p99_not_sent']} of {row['runs']})" if p99["n"] == 0
+                            else p99_cell + f"; not sent in {row['p99_not_sent']}")
+            rows.append([rate(row["rate"]), "602 KB" if row["tensor"] else "none",
+                         names.get(row["tool"], row["tool"]), spread(ach, rate),
+                         spread(row.get("achieved_share"), lambda x: f"{100 * x:.0f}%"),
+                         spread(row["sent_pct"], lambda x: f"{x:.0f}%"),
+                         spread(row["lag_p50_us"], long_lag), p99_cell,
+                         spread(row.get("steady_lag_p99_us"), long_lag),
+                         spread(row.get("loadgen_issue_delay_p99_us"), long_lag),
+                         spread(row["cpu_us_per_req"], num),
+                         spread(row.get("cmd_cpu_us_per_req"), num),
+                         spread(row["target_cpu_pct"], lambda x: f"{x:.0f}%")])
+            # Keeps the schedule: achieved within 3%, every request sent, lag p99 within the
+            # tightest SLO of the load (100 ms) in the median run.
+            ok = (share is not None and share >= 0.97 and p99["median"] is not None
+                  and p99["median"] <= 100_000 and not row.get("p99_not_sent"))
+            key = (row["tool"], row["tensor"])
+            if ok and row["rate"] > kept.get(key, 0):
+                kept[key] = row["rate"]
+            kept.setdefault(key, 0)
+        parts += [f"Target: {r.get('target')} (bench/scheduler_target.py). Balanced workload, "
+                  f"{r.get('duration_ms')} ms minimum duration, min query count "
+                  f"{r.get('min_query_count')}, median (range) of {r.get('reps')} interleaved "
+                  "repeats. QPS: the total asked for; achieved: requests sent between the first "
+                  "and last scheduled time over that span, and as a share of the rate the tool's "
+                  "own schedule has over it (LoadGen's and `gen classes`' both run each class "
+                  "past the minimum duration and count); lag: send stamp - scheduled time (the seed's: just before "
+                  "stub.Infer, against LoadGen's scheduled time from its trace; LoadGen's own "
+                  "issue delay is the part before its issue_query call); CPU per request sent: "
+                  "the run's (replayer's worker; the seed's processes around StartTest) and the "
+                  "whole command's. The seed is cut "
+                  f"{r.get('give_up_grace_s')} s after the minimum duration.", "",
+                  table(["QPS", "tensor", "tool", "achieved", "of its schedule's rate", "sent",
+                         "lag p50", "lag p99",
+                         "lag p99 after 1 s", "LoadGen issue delay p99", "CPU µs/req, run", "CPU µs/req, command",
+                         "target CPU"], rows), ""]
+        lines = [f"{names.get(tool, tool)}, {'with' if tensor else 'without'} tensors: "
+                 f"{rate(v) if v else 'none of the rates'}" for (tool, tensor), v in sorted(kept.items())]
+        parts += ["Highest QPS whose schedule was kept (achieved within 3%, all sent, lag p99 "
+                  "<= 100 ms, the urgent SLO): " + "; ".join(lines) + ".", ""]
+    return parts
 
 
 METHODS = """## How it was measured

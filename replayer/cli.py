@@ -24,13 +24,20 @@ import typing
 from replayer import __version__
 from replayer.analysis.export import ExportOptions, export_command
 from replayer.analysis.report import CompareOptions, ReportOptions, compare_command, report_command
+from replayer.cluster.k8s import K8sJobOptions, k8s_job_command
+from replayer.cluster.merge import MergeOptions, merge_command
 from replayer.errors import InputError, RunError
 from replayer.generate.azure import AzureGenOptions, gen_azure_command
+from replayer.generate.classes import ClassesGenOptions, gen_classes_command
 from replayer.generate.coverage_plot import PlotOptions, plot_command
+from replayer.generate.hourly import HourlyOptions, gen_hourly_command
+from replayer.jobs.hourly import HourlyJobOptions, hourly_command
 from replayer.loopback.serve import ServeOptions, serve_command
 from replayer.options import env_name, flag_names, parse_bool
 from replayer.run.options import RunOptions
-from replayer.run.supervisor import run_command
+from replayer.run.stages import take_stage_args
+# `replayer run`: on this machine, or with --ray across a cluster (replayer.cluster).
+from replayer.cluster.ray_driver import run_command
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +54,14 @@ COMMANDS = (
     Command("serve", "start the built-in HTTP and gRPC target on loopback", ServeOptions, serve_command),
     Command("gen azure", "turn an Azure Functions trace into a load (load.json + columnar "
             "schedule) with proxy mapping", AzureGenOptions, gen_azure_command),
+    Command("gen classes", "the priority inference load: 9 tier x SLO classes, Poisson "
+            "arrivals, a deadline and a fresh tensor per request (MLPerf LoadGen's Server "
+            "scenario per class)", ClassesGenOptions, gen_classes_command),
+    Command("gen hourly", "write one hour of the serverless mix (minute slots, deterministic "
+            "jitter, scenarios A/B/C) as a schedule and its plan", HourlyOptions,
+            gen_hourly_command),
+    Command("hourly", "run one hour of the serverless mix as a job, configured by the "
+            "environment, with one JSON line per invocation", HourlyJobOptions, hourly_command),
     Command("plot", "plot how well the proxies cover an Azure Functions trace (PNG histograms)",
             PlotOptions, plot_command),
     Command("export", "write a run's records as csv, parquet, jsonl, the invoker's rps_lat.csv "
@@ -54,6 +69,11 @@ COMMANDS = (
     Command("report", "summarise a run: table, summary.json, plots, HTML report, HdrHistogram "
             "logs", ReportOptions, report_command),
     Command("compare", "compare two runs side by side with ratios", CompareOptions, compare_command),
+    Command("merge", "merge the run directories of one schedule's shards (--shard I/N) into one "
+            "run", MergeOptions, merge_command),
+    Command("k8s-job", "write the Kubernetes Indexed Job that replays one schedule from N nodes "
+            "(one shard each, one start time) and the Job that merges them", K8sJobOptions,
+            k8s_job_command),
 )
 
 
@@ -107,6 +127,8 @@ def add_options(parser: argparse.ArgumentParser, options_cls, command: str = "ru
         if meta.get("choices"):
             kwargs["choices"] = meta["choices"]
         if meta.get("positional"):
+            if typing.get_origin(hints[field.name]) is list:
+                kwargs["nargs"] = "*"          # every word left (replayer merge DIR...)
             container.add_argument(field.name, type=ftype, **kwargs)
             continue
         if meta.get("action") in ("store_true", "store_false"):
@@ -117,6 +139,8 @@ def add_options(parser: argparse.ArgumentParser, options_cls, command: str = "ru
             kwargs.update(action="append", type=ftype)
         else:
             kwargs["type"] = ftype
+            if meta.get("const") is not None:      # a value that may be left out (--ray)
+                kwargs.update(nargs="?", const=meta["const"])
         container.add_argument(*flag_names(field), dest=field.name, **kwargs)
 
 
@@ -132,7 +156,8 @@ def build_options(options_cls, namespace: argparse.Namespace, environ=None, comm
             continue
         meta = field.metadata
         var = env_name(command, field)
-        if meta.get("env") and var in environ:
+        # A tool's own variable (env_var) set empty counts as unset, as in that tool.
+        if meta.get("env") and var in environ and not (meta.get("env_var") and not environ[var]):
             raw = environ[var]
             conv = parse_bool if hints[field.name] is bool else _field_type(field, hints)
             try:
@@ -192,11 +217,18 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(argv)
+    # `run`'s --stage.K.OPTION arguments have names no parser declares (the runner's dotted
+    # overrides): taken out here, read by replayer.run.stages.
+    stage_args: list[str] = []
+    if _selected(argv) == "run":
+        argv, stage_args = take_stage_args(argv)
     try:
         ns = parser.parse_args(argv)
         if not hasattr(ns, "_handler"):
             parser.print_help()
             return 2
+        if stage_args:
+            ns.stage_args = stage_args
         options = build_options(ns._options, ns, command=ns._command)
         return int(ns._handler(options) or 0)
     except InputError as exc:

@@ -5,6 +5,8 @@ cimport cython
 include "pacer/errors.pxd"
 include "pacer/blocks.pxd"
 include "pacer/ring.pxd"
+include "pacer/content.pxd"
 include "pacer/transport.pxd"
 include "pacer/null_transport.pxd"
 include "pacer/pacer.pxd"
+include "pacer/users.pxd"

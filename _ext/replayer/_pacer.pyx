@@ -11,20 +11,27 @@ end (replayer.analysis.failures).
 
 One concern per file, each .pyx part beside its .pxd part (included by _pacer.pxd):
 errors (the error kinds), blocks (the shared control and status blocks), ring (the record
-row, the late causes it carries, and the ring), transport (the base and its failure log),
+row, the late causes it carries, and the ring), content (each request's template, its fields
+filled at send time, and its class), transport (the base and its failure log),
 null_transport, pacer (the loop, with its count of CPU stalls).
 """
 cimport cython
-from libc.string cimport memset, strncmp
+from libc.stdlib cimport malloc, calloc, realloc, free
+from libc.string cimport memcpy, memset, strncmp
 
 from includes.clock cimport (realtime_ns, sleep_until_realtime_ns, cpu_relax, load_acquire,
                              store_release)
 from includes.failure_text cimport text_append
+from includes.fill cimport (rc_rng, rc_rng_seed, rc_write_varint, rc_write_decimal,
+                           rc_fill_random_bytes, rc_fill_random_f32)
+from includes.trace_ids cimport write_trace_ids
 from includes.python cimport (PyThreadState, PyGILState_Check, PyEval_SaveThread,
                               PyEval_RestoreThread)
 
 include "pacer/errors.pyx"
 include "pacer/ring.pyx"
+include "pacer/content.pyx"
 include "pacer/transport.pyx"
 include "pacer/null_transport.pyx"
 include "pacer/pacer.pyx"
+include "pacer/users.pyx"

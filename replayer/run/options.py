@@ -2,6 +2,7 @@
 and validated. What follows from them is the run plan (replayer.run.plan)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -10,6 +11,7 @@ from urllib.parse import urlsplit
 from replayer.analysis.thresholds import parse_duration_ns, parse_thresholds
 from replayer.errors import InputError
 from replayer.options import opt
+from replayer.run.generated import check_load_options, units_or_time
 
 HELLO_METHOD = "/helloworld.Greeter/SayHello"
 
@@ -21,6 +23,11 @@ MAX_WORKERS = 4096
 MIN_TIME_SCALE, MAX_TIME_SCALE = 1e-6, 1e6
 MAX_UNIX_TIME = 4_102_444_800      # 2100-01-01
 MAX_SHARDS = 1_000_000
+
+
+def optional_value(field, const):
+    """An option whose value may be left out (`--ray` alone): `const` is then its value."""
+    return dataclasses.field(default=field.default, metadata={**field.metadata, "const": const})
 
 
 @dataclass
@@ -42,12 +49,16 @@ class RunOptions:
     # --help headings, in this order; each option names its own with group=.
     option_groups: ClassVar[dict[str, str]] = {
         "schedule": "schedule (what to replay, and when)",
+        "load": "load without a trace file (closed-loop users as Locust runs them, open-loop "
+                "shapes as vegeta and k6 run them: docs/closed-loop.md)",
         "target": "target (where requests go)",
         "protocol": "protocol (what a request is)",
         "pacing": "pacing (workers, CPUs and send timing)",
         "output": "output (records, latency file, logs, tracing)",
         "reliability": "reliability (timeouts, bounds, failures)",
         "verdict": "verdict (when a run passes: schedule kept, thresholds met, exit code 5)",
+        "distributed": "distributed (one schedule over the nodes of a Ray cluster: docs/scaling.md)",
+        "live": "stages, live control and monitoring (docs/stages-and-control.md)",
     }
 
     trace_file: str = opt("load.json", "trace to replay: vSwarm load.json or a columnar schedule "
@@ -55,13 +66,73 @@ class RunOptions:
                           metavar="PATH", group="schedule")
     workers: int = opt(0, "worker processes (0: one per CPU this process may run on)",
                        alias="workers", group="pacing")
-    duration: int = opt(8, "trace units measured after the warm-up (minutes, or seconds with "
-                        "-min=false): the run replays -warmup + -duration units, as the invoker",
-                        alias="duration", group="schedule")
-    warmup: int = opt(2, "trace units replayed first, marked warm-up: kept in the records, left "
-                      "out of -latf and latency summaries", alias="warmup", group="schedule")
+    duration: int | str | None = opt(None, "trace units measured after the warm-up (minutes, "
+                                     "or seconds with -min=false): the run replays -warmup + "
+                                     "-duration units, as the invoker (default 8; a schedule "
+                                     "that asks to be replayed whole, as gen classes writes, "
+                                     "is); with --rate, a time with its unit (30s)",
+                                     alias="duration", type=units_or_time, group="schedule")
+    warmup: int | str | None = opt(None, "trace units replayed first, marked warm-up: kept in "
+                                   "the records, left out of -latf and latency summaries "
+                                   "(default 2; none for a schedule replayed whole); without a "
+                                   "trace, a time with its unit (2m)", alias="warmup",
+                                   type=units_or_time, group="schedule")
     minute: bool = opt(True, "the trace's units are minutes (false: seconds)", alias="min",
                        group="schedule")
+    users: int = opt(0, "closed loop, as Locust: this many users, each sending a request, "
+                     "waiting for its answer and its think time, and sending again",
+                     short="u", metavar="N", group="load")
+    spawn_rate: float = opt(1.0, "users started per second (Locust's -r)", short="r",
+                            metavar="PER_S", group="load")
+    run_time: str | None = opt(None, "how long a run without a trace lasts: 30s, 10m, 1h30m (a "
+                               "plain number: seconds, as Locust's -t); default for users: "
+                               "until stopped", short="t", metavar="TIME", group="load")
+    host: str | None = opt(None, "the users' base URL, e.g. http://localhost:9090 (Locust's "
+                           "--host)", short="H", metavar="URL", group="load")
+    user_class: list[str] = opt(None, "user class (repeatable, or commas): stochastic "
+                                "(StochasticBenchmarkUser: GET --path) or trace "
+                                "(TraceDrivenBenchmarkUser: POST of --trace-bodies); default "
+                                "stochastic", short="c", default_factory=list, metavar="NAME",
+                                group="load")
+    class_weights: str | None = opt(None, "how many users of each class, e.g. stochastic=3,"
+                                    "trace=1 (default: equal)", metavar="CLASS=W,...",
+                                    group="load")
+    wait_time: list[str] = opt(None, "think time after each answer, as Locust's wait_time: "
+                               "constant(S), between(A, B), constant_throughput(PER_S), "
+                               "constant_pacing(S), poisson(MEAN_S); CLASS=EXPR for one class "
+                               "(repeatable); default constant(0)", default_factory=list,
+                               metavar="EXPR", group="load")
+    path: str = opt("/s0", "path the users send to (after --host's own)", group="load")
+    trace_bodies: str | None = opt(None, "muBench call traces the trace-driven users POST, one "
+                                   "body per request: a JSON array, or one per line (sent as "
+                                   "written)", metavar="PATH", group="load")
+    trace_order: str = opt("cycle", "trace bodies in the file's order (user u's k-th request: "
+                           "body u + k) or sampled with --seed", choices=["cycle", "sample"],
+                           group="load")
+    rate: str | None = opt(None, "open loop without a trace, as vegeta: requests per second "
+                           "(1000, 1000/s, 50/100ms) for --duration 30s", alias="rate",
+                           metavar="RATE", group="load")
+    ramp: str | None = opt(None, "open loop, as k6's ramping-arrival-rate: the rate at each "
+                           "point, linear in between: 0:100,30s:1000,60s:1000", metavar="POINTS",
+                           group="load")
+    arrivals: str = opt("constant", "arrivals of --rate/--ramp: evenly spaced (as k6) or a "
+                        "Poisson process (--seed)", choices=["constant", "poisson"], group="load")
+    url: str | None = opt(None, "the URL of every request of --rate/--ramp (--method, --header, "
+                          "--body apply)", metavar="URL", group="load")
+    targets: str | None = opt(None, "vegeta targets file (http format: 'METHOD URL', header "
+                              "lines, '@body-file', blank line between entries), sent in turn",
+                              alias="targets", metavar="PATH", group="load")
+    seed: int = opt(0, "seed of think times, sampled trace bodies and Poisson arrivals",
+                    metavar="N", group="load")
+    headless: bool = opt(False, "accepted as in Locust's command lines: replayer always runs "
+                         "headless", action="store_true", group="load")
+    csv: str | None = opt(None, "write Locust's CSVs while the run goes (headless locust "
+                          "--csv): PREFIX_stats.csv, _stats_history.csv (a row a second), "
+                          "_failures.csv, _exceptions.csv; warm-up left out",
+                          metavar="PREFIX", group="output")
+    csv_full_history: bool = opt(False, "with --csv: a history row per request name too, as "
+                                 "locust --csv-full-history", action="store_true",
+                                 group="output")
     port: int = opt(80, "port of every endpoint", alias="port", group="target")
     timeout: float = opt(30.0, "per-request timeout in seconds, HTTP and gRPC alike",
                          alias="grpcTimeout", group="reliability")
@@ -92,6 +163,9 @@ class RunOptions:
                             group="protocol")
     grpc_method: str = opt(HELLO_METHOD, "gRPC method of every request", group="protocol")
     grpc_name: str = opt("Invoke relay", "name field of the helloworld request", group="protocol")
+    content_seed: int | None = opt(None, "seed of the random fields of a schedule's payloads (a "
+                                   "fresh tensor per request; default: the schedule's own, "
+                                   "replayer.content_seed)", metavar="N", group="protocol")
     grpc_client: str = opt("curl", "gRPC client: curl (HTTP/2 cleartext through libcurl, driven "
                            "from C) or grpcio (the reference client, slower per request)",
                            choices=["curl", "grpcio"], group="protocol")
@@ -125,6 +199,14 @@ class RunOptions:
                      metavar="I/N", group="schedule")
     start_at: float | None = opt(None, "start at this Unix time (seconds), the same on every node",
                                  metavar="UNIXTIME", group="schedule")
+    # --ray alone means "auto" (argparse's const): the cluster this machine belongs to.
+    ray: str | None = optional_value(opt(
+        None, "replay across a Ray cluster, one shard per node, merged into one run directory "
+        "with a node column: ADDRESS as ray.init takes it (host:6379, ray://host:10001); alone, "
+        "the cluster this machine belongs to (ray start, RAY_ADDRESS). Needs pip install "
+        "'replayer[ray]'", metavar="ADDRESS", group="distributed"), "auto")
+    nodes: int = opt(0, "with --ray: nodes to spread the shards over, one each (0: every node "
+                     "of the cluster)", metavar="N", group="distributed")
     local_target: bool = opt(False, "start replayer's built-in target on loopback for this run and "
                              "send every endpoint to it", action="store_true", group="target")
     insecure: bool = opt(False, "do not verify TLS certificates", action="store_true",
@@ -146,13 +228,41 @@ class RunOptions:
                                "exits 5", default_factory=list, metavar="EXPR", group="verdict")
     strict: bool = opt(False, "exit 5 when the schedule was not kept or every request failed "
                        "(for CI)", action="store_true", group="verdict")
+    stages: int | None = opt(None, "run in N stages (0 to N-1), each in its folder of the run "
+                             "directory: stage K replays the next -warmup + -duration units of "
+                             "the schedule. --stage.duration M: every stage's -duration (a "
+                             "negative one: until interrupted); --stage.K.OPTION VALUE: any run "
+                             "option for stage K (--stage.2.max-inflight 50, --stage.1.no-pin, "
+                             "--stage.3.control.rate 0.5); --stage.K.idle: stage K only monitors",
+                             metavar="N", group="live")
+    control_port: int | None = opt(None, "serve the live control API on this port while the "
+                                   "run goes: GET/PUT /config (rate, pause, weights), GET "
+                                   "/metrics (Prometheus); the runner's is 3352", metavar="PORT",
+                                   group="live")
+    control_address: str = opt("127.0.0.1", "address of the control API: loopback only unless "
+                               "--control-allow-remote (it has no authentication)",
+                               metavar="ADDR", group="live")
+    control_allow_remote: bool = opt(False, "let --control-address be a non-loopback address "
+                                     "(anyone who reaches it can change or pause the run)",
+                                     action="store_true", group="live")
+    monitor_pid: list[int] = opt(None, "sample this process (the target's: CPU, RSS, threads, "
+                                 "open files, disk I/O, connections) and the machine into "
+                                 "perf.jsonl (repeatable)", default_factory=list, metavar="PID",
+                                 group="live")
+    monitor_interval: float = opt(5.0, "seconds between two samples of --monitor-pid (the "
+                                  "runner counts minutes)", metavar="SECONDS", group="live")
+    # --stage.K.OPTION arguments as the command line gave them ("2.max-inflight=50", "1.idle"):
+    # taken out of argv by the CLI (replayer.run.stages.take_stage_args), read by the stages.
+    stage_args: list[str] = dataclasses.field(default_factory=list)
 
     def __post_init__(self):
+        check_live_options(self)
+        check_load_options(self)
         if self.workers < 0:
             raise InputError(f"-workers {self.workers}: must be 0 (one per CPU) or more")
-        if self.duration <= 0:
+        if isinstance(self.duration, int) and self.duration <= 0:
             raise InputError(f"-duration {self.duration}: must be at least 1 trace unit")
-        if self.warmup < 0:
+        if isinstance(self.warmup, int) and self.warmup < 0:
             raise InputError(f"-warmup {self.warmup}: must be 0 or more")
         if not 0 < self.port < 65536:
             raise InputError(f"-port {self.port}: must be between 1 and 65535")
@@ -165,6 +275,8 @@ class RunOptions:
             raise InputError(f"--spin-max-us {self.spin_max_us}: must be between 0 and {MAX_SPIN_US}")
         if not 1 <= self.stall_us <= MAX_SPIN_US:
             raise InputError(f"--stall-us {self.stall_us}: must be between 1 and {MAX_SPIN_US}")
+        if self.content_seed is not None and not 0 <= self.content_seed < 1 << 64:
+            raise InputError(f"--content-seed {self.content_seed}: must be between 0 and 2^64-1")
         if not 1 <= self.max_inflight <= MAX_INFLIGHT:
             raise InputError(f"--max-inflight {self.max_inflight}: must be between 1 and {MAX_INFLIGHT}")
         if self.workers > MAX_WORKERS:
@@ -187,6 +299,7 @@ class RunOptions:
         parse_thresholds(self.threshold)
         # Checked here; the plan (replayer.run.plan) parses them again for what it derives.
         parse_shard(self.shard)
+        check_distributed(self)
         parse_resolve(self.resolve)
         parse_headers(self.header)
         try:
@@ -209,6 +322,30 @@ class RunOptions:
                                  "--http-client curl or auto")
         if self.body is not None and self.body_file is not None:
             raise InputError("--body and --body-file: give one of them")
+
+
+MAX_STAGES = 1000
+
+
+def check_live_options(opts: "RunOptions") -> None:
+    """Stages, control port and monitoring, as far as they can be checked without the
+    schedule (replayer.run.stages checks each stage's overrides)."""
+    if opts.stages is not None and not 1 <= opts.stages <= MAX_STAGES:
+        raise InputError(f"--stages {opts.stages}: must be between 1 and {MAX_STAGES}")
+    if opts.stage_args and opts.stages is None:
+        raise InputError(f"--stage.{opts.stage_args[0].split('=', 1)[0]}: give --stages N too "
+                         "(the number of stages)")
+    if opts.control_port is not None and not 0 <= opts.control_port < 65536:
+        raise InputError(f"--control-port {opts.control_port}: must be between 1 and 65535 "
+                         "(0: any free port)")
+    if opts.control_port is not None and opts.users:
+        # The users' pacer does not read the live clock: a PUT would be accepted and ignored.
+        raise InputError("--control-port applies to open-loop runs; closed-loop --users runs "
+                         "take no live changes (set --users, --spawn-rate and think time "
+                         "before the run)")
+    if not 0.05 <= opts.monitor_interval <= 3600:
+        raise InputError(f"--monitor-interval {opts.monitor_interval:g}: must be between 0.05 "
+                         "and 3600 seconds")
 
 
 URL_SCHEMES = ("http", "https")
@@ -234,6 +371,19 @@ def check_url_template(template: str) -> None:
     if not host:
         raise InputError(f"--url-template {template!r}: no host; put {{endpoint}} (or a host "
                          "name) after the scheme, e.g. http://{endpoint}:{port}/")
+
+
+def check_distributed(opts: RunOptions) -> None:
+    if not 0 <= opts.nodes <= MAX_SHARDS:
+        raise InputError(f"--nodes {opts.nodes}: must be between 0 (every node) and {MAX_SHARDS}")
+    if opts.nodes and opts.ray is None:
+        raise InputError(f"--nodes {opts.nodes}: only with --ray (without Ray, run each node's "
+                         "share with --shard I/N and --start-at, then replayer merge)")
+    if opts.ray is not None and opts.shard != "0/1":
+        raise InputError(f"--shard {opts.shard}: --ray gives each node its shard; leave --shard "
+                         "out")
+    if opts.ray is not None and not opts.ray.strip():
+        raise InputError("--ray '': give a Ray address (host:6379, ray://host:10001) or 'auto'")
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -10,6 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
+from replayer.run.generated import warmup_ns
 from replayer.run.options import RunOptions, parse_headers, parse_resolve, parse_shard
 from replayer.schedules.schedule import MINUTE_NS, NS_PER_S, worker_shards
 
@@ -75,7 +76,10 @@ def make_plan(opts: RunOptions, t_ns: np.ndarray, unit_ns: int, cpus: Sequence[i
         spin_us=opts.spin_us, spin_max_us=spin_max_us, shards=shards,
         ring_capacity=ring_capacity(len(range(first, requests, stride)), t_ns, stride,
                                     opts.time_scale),
-        unit_ns=unit_ns, warmup_ns=opts.warmup * unit_ns,
+        unit_ns=unit_ns,
+        # -warmup unresolved (no schedule seen yet: a test's plan) is the invoker's default.
+        warmup_ns=(warmup_ns(opts, unit_ns) if opts.warmup is not None
+                   else INVOKER_WARMUP * unit_ns),
         resolve_map=parse_resolve(opts.resolve), headers=tuple(parse_headers(opts.header)),
         drain_timeout_ns=int(opts.timeout * NS_PER_S) + DRAIN_GRACE_NS)
 
@@ -111,9 +115,38 @@ def ring_capacity(events: int, t_ns: np.ndarray | None = None, stride: int = 1,
 
 # -- the invoker's units rule --------------------------------------------------------------------
 
-def replayed_units(opts: RunOptions) -> int:
-    """How many units of the load a run replays: -warmup + -duration, as the invoker."""
-    return opts.warmup + opts.duration
+# The invoker's -warmup and -duration defaults.
+INVOKER_WARMUP, INVOKER_DURATION = 2, 8
+
+
+def replayed_units(opts: RunOptions) -> int | None:
+    """How many units of the load a run replays: -warmup + -duration, as the invoker (their
+    defaults where not given); None when neither is given and the schedule may ask to be
+    replayed whole (a columnar one: see run_units)."""
+    if opts.warmup is None and opts.duration is None and is_columnar(opts.trace_file):
+        return None
+    return (INVOKER_WARMUP if opts.warmup is None else opts.warmup) + \
+        (INVOKER_DURATION if opts.duration is None else opts.duration)
+
+
+def is_columnar(path: str) -> bool:
+    from replayer.schedules import COLUMNAR_SUFFIXES
+    return str(path).lower().endswith(COLUMNAR_SUFFIXES)
+
+
+def run_units(opts: RunOptions, meta: dict, units: int) -> tuple[int, int]:
+    """-warmup and -duration as the run uses them: as given; else, for a schedule whose
+    replayer.meta says {"replay": "whole"} (gen classes), no warm-up and all of its units;
+    else the invoker's defaults."""
+    whole = meta.get("replay") == "whole"
+    warmup = opts.warmup if opts.warmup is not None else (0 if whole else INVOKER_WARMUP)
+    if opts.duration is not None:
+        duration = opts.duration
+    elif whole:
+        duration = max(1, units - warmup)
+    else:
+        duration = INVOKER_DURATION
+    return warmup, duration
 
 
 def short_load_warning(opts: RunOptions, units: int, unit_ns: int) -> str | None:

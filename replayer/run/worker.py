@@ -49,6 +49,11 @@ class WorkerSpec:
     connect_wait_s: float = 2.0
     stall_threshold_ns: int = 50_000    # --stall-us: a gap between clock reads that is a stall
     run_dir: str | None = None          # where the failure log goes (none: not written)
+    cls: shm.SegmentRef | None = None       # the schedule's class column, when it has one
+    payload: shm.SegmentRef | None = None   # its payload column
+    # A users run (replayer.run.users.UsersModel): no schedule (t_ns and target None); this
+    # worker runs users first, first + stride, ...
+    users: object | None = None
 
 
 def _prctl(option: int, value: int) -> None:
@@ -103,15 +108,29 @@ def _run(spec: WorkerSpec, status: np.ndarray) -> None:
         os.sched_setaffinity(0, {spec.cpu})
     # The default 50 µs timer slack would make every wake-up up to 50 µs late.
     _prctl(_PR_SET_TIMERSLACK, 1)
-    t_ns = np.frombuffer(shm.attach(spec.t_ns), dtype=np.int64, count=spec.n_events)
-    target = np.frombuffer(shm.attach(spec.target), dtype=np.int32, count=spec.n_events)
     control = np.frombuffer(shm.attach(spec.control), dtype=np.int64)
     ring = _pacer.RecordRing(shm.attach(spec.ring))
-    transport = make_transport(spec.transport, ring, target)
+    if spec.users is not None:
+        # Closed loop: the users decide each request's time (replayer.run.users).
+        from replayer.run.users import user_transport_and_pacer
+        transport, pacer = user_transport_and_pacer(spec, control, ring)
+    else:
+        t_ns = np.frombuffer(shm.attach(spec.t_ns), dtype=np.int64, count=spec.n_events)
+        target = np.frombuffer(shm.attach(spec.target), dtype=np.int32, count=spec.n_events)
+        cls = None if spec.cls is None else \
+            np.frombuffer(shm.attach(spec.cls), dtype=np.int16, count=spec.n_events)
+        payload = None if spec.payload is None else \
+            np.frombuffer(shm.attach(spec.payload), dtype=np.int32, count=spec.n_events)
+        transport = make_transport(spec.transport, ring, target, payload, cls,
+                                   (spec.first, spec.stride))
+        # The pacer writes the live fields of its status row (the control change it applied,
+        # requests in flight, skipped) and reads a request's class and target for weights.
+        pacer = _pacer.Pacer(t_ns, spec.first, spec.stride, control, spec.spin_ns,
+                             spec.max_inflight, max_spin_ns=spec.max_spin_ns,
+                             stall_threshold_ns=spec.stall_threshold_ns,
+                             status=status, cls=cls, target=target)
     if hasattr(transport, "connect"):
         transport.connect(spec.connect_wait_s)
-    pacer = _pacer.Pacer(t_ns, spec.first, spec.stride, control, spec.spin_ns, spec.max_inflight,
-                         max_spin_ns=spec.max_spin_ns, stall_threshold_ns=spec.stall_threshold_ns)
     status[ST_EVENTS] = len(range(spec.first, spec.n_events, spec.stride))
     status[ST_STATE] = STATE_READY
     # Wait for the parent's start time (set once every worker is ready).

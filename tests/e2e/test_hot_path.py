@@ -56,17 +56,38 @@ def test_send_loop_is_plain_c(tmp_path):
             offenders.append(f"{ln}: score {score}: {text.strip()}")
     assert not offenders, "Python operations in the pacer loop:\n" + "\n".join(offenders)
     seams = [ln for ln in range(start + 1, end) if "GIL seam" in source[ln - 1]]
-    # flush after a burst, poll while far, poll while spinning, reap at the in-flight bound,
-    # submit, flush a long burst
-    assert len(seams) == 6
+    # prepare a request's content before its wait (or inside a burst), flush after a burst,
+    # poll while far, poll while spinning, reap at the in-flight bound, submit, flush a long
+    # burst; while paused from the control port: flush the burst the pause ends, poll answers
+    assert len(seams) == 10
     # The decision is the one pace_decision exposes to the tests.
+    assert sum("pace_step(" in source[ln - 1] for ln in range(start + 1, end)) == 1
+
+
+def test_users_loop_is_plain_c(tmp_path):
+    """The closed-loop users' loop (UserPacer.run) holds no Python but its transport seams."""
+    source, scores = _annotate(tmp_path, "_pacer")[Path("pacer/users.pyx")]
+    run = next(i for i, l in enumerate(source, 1) if l.strip().startswith("def run(self"))
+    start = next(i for i, l in enumerate(source, 1) if i > run and l.strip() == "while True:")
+    end = next(i for i, l in enumerate(source, 1) if i > start and l.startswith("        if burst:"))
+    offenders = [f"{ln}: score {scores[ln]}: {source[ln - 1].strip()}"
+                 for ln in range(start + 1, end) if scores.get(ln, 0)
+                 and "GIL seam" not in source[ln - 1] and "with nogil" not in source[ln - 1]
+                 and not source[ln - 1].strip().startswith("raise ")]
+    assert not offenders, "Python operations in the users loop:\n" + "\n".join(offenders)
+    seams = [ln for ln in range(start + 1, end) if "GIL seam" in source[ln - 1]]
+    # flush when every waiting user is done, poll for answers then, prepare, flush after a
+    # burst, poll while far, poll while spinning, submit, flush a long burst
+    assert len(seams) == 8
     assert sum("pace_step(" in source[ln - 1] for ln in range(start + 1, end)) == 1
 
 
 # The libcurl transport's code run per request: each listed function, from its `def`/`cdef`
 # line to the next top-level or method definition, must be plain C (a `with nogil` block, taken
 # only to wait on epoll, costs just the release of the GIL).
-CURL_PER_REQUEST = ("cpdef int submit", "cpdef int flush", "cpdef int poll", "cdef int collect",
+CURL_PER_REQUEST = ("cpdef int prepare", "cdef Slot *take_slot", "cdef int use_pair",
+                    "cdef void fill_early", "cdef void fill_slot",
+                    "cpdef int submit", "cpdef int flush", "cpdef int poll", "cdef int collect",
                     "cdef int finish", "cdef int admit", "cdef int admit_queued",
                     "cdef int start_admitted", "cdef int pump", "cdef size_t discard_body", "cdef int stamp_sent",
                     "cdef size_t read_grpc_status", "cdef int watch_socket", "cdef int set_timer", "cdef int close_socket",
@@ -79,7 +100,7 @@ CURL_PER_REQUEST = ("cpdef int submit", "cpdef int flush", "cpdef int poll", "cd
 
 # replayer's own HTTP/1.1 client: the same rule; a `raise` (out of memory, a failed epoll_ctl)
 # only runs on the error path. With its answer parser and the hosts' queues of waiting requests.
-H1_PER_REQUEST = ("cpdef int submit", "cpdef int flush", "cpdef int poll", "cdef int dispatch",
+H1_PER_REQUEST = ("cpdef int prepare", "cdef int fill_early", "cpdef int submit", "cpdef int flush", "cpdef int poll", "cdef int dispatch",
                   "cdef int serve_queue", "cdef void assign",
                   "cdef void unlink_busy", "cdef int watch", "cdef int send_request",
                   "cdef int write_out", "cdef int on_event", "cdef int read_answer",
@@ -97,13 +118,22 @@ H1_PER_REQUEST = ("cpdef int submit", "cpdef int flush", "cpdef int poll", "cdef
 
 
 # The pacer's decision, its clocks (with the stall count of its spins) and the null transport;
-# and the failure log every transport writes into on a failure (a bounded copy, no
+# the filling of a request's content (fields, its own copy of a template); and the failure log every transport writes into on a failure (a bounded copy, no
 # allocation). (The ring's push is left out: its wait for a full ring lets go of the GIL
 # through the C API.)
 PACER_PER_REQUEST = ("cdef inline PaceAction pace_step", "cdef long long now",
                      "cdef void sleep_until", "cdef long long spin_until",
                      "cdef void note_stall", "cdef long long spin_window",
-                     "cdef void note_wake", "cpdef int submit", "cdef void note_failure")
+                     "cdef void note_wake", "cpdef int submit", "cdef void note_failure",
+                     "cdef void fill_part", "cdef int buffer_load", "cdef void buffer_swap",
+                     "cdef void values",
+                     # closed-loop users (pacer/users.pyx): a user's next event, payload and
+                     # think time, the heap of waiting users, the read-back of answers
+                     "cdef long long event_of", "cdef int payload_of", "cdef void assign",
+                     "cdef long long think", "cdef void heap_push", "cdef int heap_pop",
+                     "cdef long long reap",
+                     # the live control: the seqlock read, the re-based clock, the weights
+                     "cdef bint read_control", "cdef long long due_of", "cdef bint thinned")
 
 
 def _python_lines(tmp_path: Path, module: str, functions: tuple[str, ...]) -> list[str]:

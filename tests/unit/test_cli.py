@@ -61,10 +61,16 @@ def test_environment_fills_what_the_command_line_leaves():
 
 
 def test_defaults_match_the_invoker():
-    """With no flag, the invoker's defaults: load.json, 8 + 2 minutes, port 80, 30 s, gRPC."""
+    """With no flag, the invoker's defaults: load.json, 8 + 2 minutes, port 80, 30 s, gRPC
+    (-warmup and -duration resolve to 2 and 8 unless a schedule asks to be replayed whole)."""
+    from replayer.run.plan import replayed_units, run_units
+
     o = parse()
-    assert (o.trace_file, o.duration, o.warmup, o.minute, o.port, o.timeout, o.protocol) == \
-        ("load.json", 8, 2, True, 80, 30.0, "grpc")
+    assert (o.trace_file, o.minute, o.port, o.timeout, o.protocol) == \
+        ("load.json", True, 80, 30.0, "grpc")
+    assert run_units(o, {}, 100) == (2, 8) and replayed_units(o) == 10
+    assert run_units(o, {"replay": "whole"}, 100) == (0, 100)
+    assert run_units(parse("-duration", "3"), {"replay": "whole"}, 100) == (0, 3)
 
 
 def test_validation_names_the_option():
@@ -112,16 +118,18 @@ def test_version(capsys):
 
 
 def test_run_help_is_grouped_with_examples(capsys):
-    """`replayer run --help`: options under schedule, target, protocol, pacing, output,
-    reliability and verdict headings (in that order, each option once), and two example
-    command lines."""
+    """`replayer run --help`: options under schedule, load without a trace file, target,
+    protocol, pacing, output, reliability, verdict, distributed runs and live control headings
+    (in that order, each option once), and two example command lines."""
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     out = capsys.readouterr().out
     headings = [line.split(" (")[0] for line in out.splitlines()
                 if line and not line.startswith(" ") and line.endswith("):")]
-    assert headings == ["schedule", "target", "protocol", "pacing", "output", "reliability",
-                        "verdict"]
+    titles = {key: title.split(" (")[0] for key, title in RunOptions.option_groups.items()}
+    assert headings == [titles[k] for k in ("schedule", "load", "target", "protocol", "pacing",
+                                            "output", "reliability", "verdict", "distributed",
+                                            "live")]
     examples = out.split("examples:")[1].split("options:")[0]
     assert examples.count("replayer run ") == 2 and "--local-target" in examples
     assert "-warmup 2 -duration 8" in examples
@@ -148,7 +156,8 @@ def test_run_option_values_parse_or_say_why(pairs):
     except InputError as exc:
         assert "\n" not in str(exc)
         return
-    assert 0 <= o.workers <= run_options.MAX_WORKERS and o.duration >= 1 and o.warmup >= 0
+    assert 0 <= o.workers <= run_options.MAX_WORKERS
+    assert (o.duration is None or o.duration >= 1) and (o.warmup is None or o.warmup >= 0)
     assert 0 < o.port < 65536 and 10 <= o.flush_ms <= 60_000
     assert math.isfinite(o.timeout) and 0 < o.timeout <= run_options.MAX_TIMEOUT_S
     assert run_options.MIN_TIME_SCALE <= o.time_scale <= run_options.MAX_TIME_SCALE
