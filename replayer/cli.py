@@ -26,7 +26,7 @@ from replayer.analysis.export import ExportOptions, export_command
 from replayer.analysis.report import CompareOptions, ReportOptions, compare_command, report_command
 from replayer.cluster.k8s import K8sJobOptions, k8s_job_command
 from replayer.cluster.merge import MergeOptions, merge_command
-from replayer.errors import InputError, RunError
+from replayer.errors import InputError, exit_code_of
 from replayer.generate.azure import AzureGenOptions, gen_azure_command
 from replayer.generate.classes import ClassesGenOptions, gen_classes_command
 from replayer.generate.coverage_plot import PlotOptions, plot_command
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     stage_args: list[str] = []
     if _selected(argv) == "run":
         argv, stage_args = take_stage_args(argv)
-    try:
+    def command() -> int:
         ns = parser.parse_args(argv)
         if not hasattr(ns, "_handler"):
             parser.print_help()
@@ -231,15 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             ns.stage_args = stage_args
         options = build_options(ns._options, ns, command=ns._command)
         return int(ns._handler(options) or 0)
-    except InputError as exc:
-        print(f"replayer: error: {exc}", file=sys.stderr)
-        return 2
-    except RunError as exc:
-        print(f"replayer: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("replayer: interrupted", file=sys.stderr)
-        return 130
+    try:
+        return exit_code_of(command)
     except BrokenPipeError:
         return 1
 

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from replayer import __version__, _pacer
-from replayer.errors import InputError, RunError
+from replayer.errors import RunError, exit_code_of
 from replayer.run.options import RunOptions
 from replayer.run.supervisor import Supervisor
 
@@ -83,18 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     spec = json.loads(Path(argv[0]).read_text())
     _stop_with_parent(spec["parent_pid"])
-    try:
-        opts = RunOptions(**spec["options"])
-        return NodeSupervisor(opts, spec["ready_fd"], spec["start_wait_s"]).run()
-    except InputError as exc:
-        print(f"replayer: error: {exc}", file=sys.stderr)
-        return 2
-    except RunError as exc:
-        print(f"replayer: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("replayer: interrupted", file=sys.stderr)
-        return 130
+    return exit_code_of(lambda: NodeSupervisor(RunOptions(**spec["options"]), spec["ready_fd"],
+                                               spec["start_wait_s"]).run())
 
 
 class NodeAgent:

@@ -20,7 +20,7 @@ import numpy as np
 from replayer.errors import InputError
 from replayer.options import opt
 from replayer.schedules.columnar import write_schedule
-from replayer.schedules.content import Body, Payload, RequestClass
+from replayer.schedules.content import Body, Payload, RequestClass, varint
 from replayer.schedules.schedule import NS_PER_S, Schedule
 from replayer.transports import split_endpoint
 
@@ -151,20 +151,11 @@ def poisson_arrivals(qps: float, min_duration_ns: int, min_count: int,
 def infer_request(tier: int, model: str, tensor: bool) -> Body:
     """scheduler.InferRequest, field by field: tier, deadline_ns (filled at send), model_name,
     input_tensor (fresh random floats), input_shape (packed)."""
-    shape = b"".join(_varint(d) for d in INPUT_SHAPE)
+    shape = b"".join(varint(d) for d in INPUT_SHAPE)
     body = Body().proto_int(1, tier).proto_varint(2, "deadline_ns").proto_string(3, model)
     if tensor:
         body.proto_floats(4, TENSOR_FLOATS)
     return body.proto_bytes(5, shape)
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def build_schedule(opts: ClassesGenOptions) -> Schedule:

@@ -350,37 +350,38 @@ class Body:
     # Protobuf fields: the key (field number, wire type) and the value.
     def proto_varint(self, number: int, kind: str, width: int = VARINT_MAX) -> "Body":
         """An int64 field (wire type 0) filled at send time."""
-        return self.raw(_varint(number << 3)).varint(kind, width)
+        return self.raw(varint(number << 3)).varint(kind, width)
 
     def proto_floats(self, number: int, count: int) -> "Body":
         """A packed repeated float field (wire type 2) of fresh random values in [0, 1)."""
-        return self.raw(_varint(number << 3 | 2) + _varint(4 * count)).random_f32(count)
+        return self.raw(varint(number << 3 | 2) + varint(4 * count)).random_f32(count)
 
     def proto_bytes(self, number: int, value: bytes) -> "Body":
-        return self.raw(_varint(number << 3 | 2) + _varint(len(value)) + value)
+        return self.raw(varint(number << 3 | 2) + varint(len(value)) + value)
 
     def proto_string(self, number: int, value: str) -> "Body":
         return self.proto_bytes(number, value.encode())
 
     def proto_int(self, number: int, value: int) -> "Body":
         """An int32/int64 field of a fixed value (negative values as 10-byte varints)."""
-        return self.raw(_varint(number << 3) + _varint(value & 0xFFFFFFFFFFFFFFFF))
+        return self.raw(varint(number << 3) + varint(value & 0xFFFFFFFFFFFFFFFF))
 
     def proto_message(self, number: int, inner: "Body | bytes") -> "Body":
         """A nested message; an inner Body's fields keep their places in it."""
         if isinstance(inner, bytes):
             return self.proto_bytes(number, inner)
         data = inner.data
-        self.raw(_varint(number << 3 | 2) + _varint(len(data)))
+        self.raw(varint(number << 3 | 2) + varint(len(data)))
         for f in inner.fields:
             self.fields.append(Field(f.kind, self._len + f.at, f.encoding, f.width, f.count))
         return self.raw(data)
 
     def proto_float(self, number: int, value: float) -> "Body":
-        return self.raw(_varint(number << 3 | 5) + struct.pack("<f", value))
+        return self.raw(varint(number << 3 | 5) + struct.pack("<f", value))
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """A protobuf varint, shortest form (a non-negative value)."""
     out = bytearray()
     while True:
         byte = value & 0x7F

@@ -6,39 +6,29 @@ checks these bytes against the protobuf runtime's own serialisation.
 """
 from __future__ import annotations
 
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+from replayer.schedules.content import varint
 
 
 def encode_string_field1(text: str) -> bytes:
     data = text.encode("utf-8")
-    return b"\x0a" + _varint(len(data)) + data if data else b""
+    return b"\x0a" + varint(len(data)) + data if data else b""
 
 
 def decode_string_field1(message: bytes) -> str:
     """Field 1 of a HelloRequest/HelloReply; other fields (vHiveMetadata) are skipped."""
     i, n, value = 0, len(message), ""
     while i < n:
-        key, i = _read_varint(message, i)
+        key, i = _readvarint(message, i)
         field, wire = key >> 3, key & 7
         if wire == 2:
-            length, i = _read_varint(message, i)
+            length, i = _readvarint(message, i)
             if i + length > n:
                 raise ValueError("truncated length-delimited field")
             if field == 1:
                 value = message[i:i + length].decode("utf-8")
             i += length
         elif wire == 0:
-            _, i = _read_varint(message, i)
+            _, i = _readvarint(message, i)
         elif wire == 1:
             i += 8
         elif wire == 5:
@@ -48,7 +38,7 @@ def decode_string_field1(message: bytes) -> str:
     return value
 
 
-def _read_varint(data: bytes, i: int) -> tuple[int, int]:
+def _readvarint(data: bytes, i: int) -> tuple[int, int]:
     shift = result = 0
     while True:
         if i >= len(data):
