@@ -27,11 +27,16 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 from _nginx import Nginx  # noqa: E402
 
 REPLY_TEXT = "Hello Invoke relay"
+HELLO_PATH = "/helloworld.Greeter/SayHello"
 
-GRPC_SERVER = """
+
+def static_grpc_server(path: str, extra: str = "") -> str:
+    """nginx's server block answering every POST to `path` with {dir}/reply.bin and gRPC's
+    OK trailers, after reading the whole request (extra: more directives, body buffers)."""
+    return """
     listen 127.0.0.1:{port} http2 reuseport backlog=4096;
-    http2_max_concurrent_streams 4096;
-    location = /helloworld.Greeter/SayHello {{
+    http2_max_concurrent_streams 4096;%s
+    location = %s {{
       mirror /drain;
       mirror_request_body on;
       error_page 405 =200 /reply.bin;
@@ -45,40 +50,32 @@ GRPC_SERVER = """
       add_trailer grpc-status 0 always;
       add_trailer grpc-message "" always;
     }}
-"""
+""" % (extra, path)
 
 
-def reply_frame(text: str = REPLY_TEXT) -> bytes:
-    """One gRPC length-prefixed message: flag 0 (not compressed), 4-byte length, HelloReply."""
-    from replayer.transports.helloworld import hello_reply
-    msg = hello_reply(text)
-    return b"\x00" + struct.pack(">I", len(msg)) + msg
+def grpc_frame(message: bytes) -> bytes:
+    """One gRPC length-prefixed message: flag 0 (not compressed), 4-byte length, the message."""
+    return b"\x00" + struct.pack(">I", len(message)) + message
 
 
-def grpc_target(directory: Path, workers: int = 1) -> Nginx:
+def static_grpc_target(directory: Path, path: str, reply: bytes, workers: int, label: str,
+                       extra: str = "") -> Nginx:
+    """nginx in `directory` answering `path` with the serialised `reply` message."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "reply.bin").write_bytes(reply_frame())
-    return Nginx(directory, GRPC_SERVER, workers, "gRPC h2c (static SayHello reply)")
+    (directory / "reply.bin").write_bytes(grpc_frame(reply))
+    return Nginx(directory, static_grpc_server(path, extra), workers, label)
 
 
-def check(port: int) -> str:
-    """One SayHello through grpcio: the decoded reply text."""
-    import grpc
-    from replayer.transports.helloworld import decode_string_field1, hello_request
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
-        call = ch.unary_unary("/helloworld.Greeter/SayHello")
-        return decode_string_field1(call(hello_request("Invoke relay"), timeout=5))
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def serve_standalone(prefix: str, make, check) -> None:
+    """`python bench/NAME.py [--dir DIR] [--workers N]`: start the target, print its port and
+    what one call through grpcio got, serve until Ctrl-C."""
+    ap = argparse.ArgumentParser()
     ap.add_argument("--dir")
     ap.add_argument("--workers", type=int, default=1)
     a = ap.parse_args()
-    d = Path(a.dir or tempfile.mkdtemp(prefix="grpc-target-"))
-    t = grpc_target(d, a.workers)
-    print(f"grpc 127.0.0.1:{t.port}  ({check(t.port)!r})", flush=True)
+    t = make(Path(a.dir or tempfile.mkdtemp(prefix=f"{prefix}-target-")), a.workers)
+    print(f"{prefix} 127.0.0.1:{t.port}  ({check(t.port)!r})", flush=True)
     try:
         while True:
             time.sleep(3600)
@@ -88,5 +85,20 @@ def main() -> None:
         t.stop()
 
 
+def grpc_target(directory: Path, workers: int = 1) -> Nginx:
+    from replayer.transports.helloworld import hello_reply
+    return static_grpc_target(directory, HELLO_PATH, hello_reply(REPLY_TEXT), workers,
+                              "gRPC h2c (static SayHello reply)")
+
+
+def check(port: int) -> str:
+    """One SayHello through grpcio: the decoded reply text."""
+    import grpc
+    from replayer.transports.helloworld import decode_string_field1, hello_request
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        call = ch.unary_unary(HELLO_PATH)
+        return decode_string_field1(call(hello_request("Invoke relay"), timeout=5))
+
+
 if __name__ == "__main__":
-    main()
+    serve_standalone("grpc", grpc_target, check)

@@ -12,10 +12,7 @@ Standalone: python bench/scheduler_target.py [--dir DIR] [--workers N]   (prints
 """
 from __future__ import annotations
 
-import argparse
-import struct
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,43 +20,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 from _nginx import Nginx  # noqa: E402
+from grpc_target import serve_standalone, static_grpc_target  # noqa: E402
 
 INFER_PATH = "/scheduler.SchedulerService/Infer"
-
-SCHEDULER_SERVER = """
-    listen 127.0.0.1:{port} http2 reuseport backlog=4096;
-    http2_max_concurrent_streams 4096;
+# Tensor requests (602 KB) kept in memory, not written to a temp file each.
+BODY_BUFFERS = """
     client_max_body_size 4m;
-    client_body_buffer_size 1m;
-    location = %s {{
-      mirror /drain;
-      mirror_request_body on;
-      error_page 405 =200 /reply.bin;
-      return 405;
-    }}
-    location = /drain {{ internal; return 204; }}
-    location = /reply.bin {{
-      internal;
-      alias {dir}/reply.bin;
-      default_type application/grpc;
-      add_trailer grpc-status 0 always;
-      add_trailer grpc-message "" always;
-    }}
-""" % INFER_PATH
-
-
-def reply_frame() -> bytes:
-    """One gRPC length-prefixed message: flag 0, 4-byte length, InferResponse(success=true)."""
-    from replayer.proto import scheduler_pb2
-    msg = scheduler_pb2.InferResponse(success=True).SerializeToString()
-    return b"\x00" + struct.pack(">I", len(msg)) + msg
+    client_body_buffer_size 1m;"""
 
 
 def scheduler_target(directory: Path, workers: int = 1) -> Nginx:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "reply.bin").write_bytes(reply_frame())
-    return Nginx(directory, SCHEDULER_SERVER, workers, "gRPC h2c (static InferResponse)")
+    from replayer.proto import scheduler_pb2
+    reply = scheduler_pb2.InferResponse(success=True).SerializeToString()
+    return static_grpc_target(directory, INFER_PATH, reply, workers,
+                              "gRPC h2c (static InferResponse)", BODY_BUFFERS)
 
 
 def check(port: int, floats: int = 150528) -> bool:
@@ -73,22 +47,5 @@ def check(port: int, floats: int = 150528) -> bool:
         return stub.Infer(req, timeout=5).success
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dir")
-    ap.add_argument("--workers", type=int, default=1)
-    a = ap.parse_args()
-    d = Path(a.dir or tempfile.mkdtemp(prefix="scheduler-target-"))
-    t = scheduler_target(d, a.workers)
-    print(f"scheduler 127.0.0.1:{t.port}  (success={check(t.port)})", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        t.stop()
-
-
 if __name__ == "__main__":
-    main()
+    serve_standalone("scheduler", scheduler_target, check)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Callable
 
 
@@ -32,3 +33,24 @@ def exit_code_of(command: Callable[[], int | None]) -> int:
     except KeyboardInterrupt:
         print("replayer: interrupted", file=sys.stderr)
         return 130
+
+
+def check_writable(path: Path, option: str, fix: str) -> None:
+    """Before a run: `path` can be written (its directory made if missing), else an InputError
+    `OPTION: cannot create directory D` or `OPTION: cannot write PATH (why); FIX`. The file is
+    opened for appending (not checked with os.access: that says yes to root on a read-only
+    mount) and removed again if it was not there."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{option}: cannot create directory {path.parent} "
+                         f"({exc.strerror or exc}); {fix}") from None
+    existed = path.exists()
+    try:
+        with open(path, "ab"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as exc:
+        raise InputError(f"{option}: cannot write {path} ({exc.strerror or exc}); {fix}") from None

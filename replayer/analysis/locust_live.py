@@ -29,7 +29,7 @@ from replayer.analysis.export import (LOCUST_FAILURES_COLUMNS, LOCUST_HISTORY_CO
                                       LOCUST_PERCENTILES, LOCUST_STATS_COLUMNS, _Entry, _utc,
                                       locust_percentile)
 from replayer.analysis.model import Columns
-from replayer.errors import InputError
+from replayer.errors import InputError, check_writable
 
 LOCUST_EXCEPTIONS_COLUMNS = ["Count", "Message", "Traceback", "Nodes"]
 SUFFIXES = ("_stats.csv", "_stats_history.csv", "_failures.csv", "_exceptions.csv")
@@ -58,17 +58,7 @@ def request_names(opts, schedule) -> list[tuple[str, str]]:
 
 def check_csv_prefix(prefix: str) -> None:
     """InputError unless the files of --csv PREFIX can be written (its directory made)."""
-    path = Path(prefix + SUFFIXES[0])
-    existed = path.exists()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a"):
-            pass
-        if not existed:
-            path.unlink()
-    except OSError as exc:
-        raise InputError(f"--csv {prefix}: cannot write {path} ({exc.strerror or exc}); give a "
-                         "writable prefix") from None
+    check_writable(Path(prefix + SUFFIXES[0]), f"--csv {prefix}", "give a writable prefix")
 
 
 class LiveLocustCsv:

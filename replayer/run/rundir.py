@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from replayer import __version__
-from replayer.errors import InputError
+from replayer.errors import InputError, check_writable
 from replayer.run.options import RunOptions
 from replayer.run.plan import RunPlan
 from replayer.schedules.schedule import Schedule
@@ -142,19 +142,5 @@ def latf_path(name: str) -> Path:
 def check_latf(name: str) -> None:
     """Before the run: rps_NAME's directory exists (made if missing) and is writable, so the
     latencies are not lost at the end."""
-    path = latf_path(name)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"-latf {name}: cannot create directory {path.parent} "
-                         f"({exc.strerror or exc}); give another -latf") from None
-    existed = path.exists()
-    try:
-        # Opened, not checked with os.access: that says yes to root on a read-only mount.
-        with open(path, "ab"):
-            pass
-        if not existed:
-            path.unlink()
-    except OSError as exc:
-        raise InputError(f"-latf {name}: cannot write {path} ({exc.strerror or exc}); give "
-                         "another -latf (or -latf '' for none)") from None
+    check_writable(latf_path(name), f"-latf {name}",
+                   "give another -latf (or -latf '' for none)")
