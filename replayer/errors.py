@@ -35,15 +35,19 @@ def exit_code_of(command: Callable[[], int | None]) -> int:
         return 130
 
 
-def check_writable(path: Path, option: str, fix: str) -> None:
+def check_writable(path: Path, option: str, fix: str, name_directory: bool = False) -> None:
     """Before a run: `path` can be written (its directory made if missing), else an InputError
-    `OPTION: cannot create directory D` or `OPTION: cannot write PATH (why); FIX`. The file is
-    opened for appending (not checked with os.access: that says yes to root on a read-only
-    mount) and removed again if it was not there."""
+    `OPTION: cannot write PATH (why); FIX` (`cannot create directory D` when name_directory
+    and the directory is what failed). The file is opened for appending (not checked with
+    os.access: that says yes to root on a read-only mount) and removed again if it was not
+    there."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        if not name_directory:
+            raise InputError(f"{option}: cannot write {path} ({exc.strerror or exc}); "
+                             f"{fix}") from None
         raise InputError(f"{option}: cannot create directory {path.parent} "
                          f"({exc.strerror or exc}); {fix}") from None
     existed = path.exists()

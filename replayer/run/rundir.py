@@ -143,4 +143,4 @@ def check_latf(name: str) -> None:
     """Before the run: rps_NAME's directory exists (made if missing) and is writable, so the
     latencies are not lost at the end."""
     check_writable(latf_path(name), f"-latf {name}",
-                   "give another -latf (or -latf '' for none)")
+                   "give another -latf (or -latf '' for none)", name_directory=True)
